@@ -1,0 +1,66 @@
+"""Where inceptune talks to people: messages and progress bars on stderr.
+
+Machine-readable output (JSON, CSV) goes to stdout; everything for people
+goes through here, so `--quiet` silences it in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True, highlight=False)
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def info(message: str) -> None:
+    if not _quiet:
+        console.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    if not _quiet:
+        console.print(f"warning: {message}", style="yellow", markup=False)
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A progress bar with counts and ETA; yields `advance(n=1, note=None)`."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=_quiet,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task(description, total=total, note="")
+
+        def advance(n: int = 1, note: str | None = None) -> None:
+            if note is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, advance=n, note=note)
+
+        yield advance

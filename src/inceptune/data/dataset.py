@@ -1,0 +1,119 @@
+"""A validated dataset: the images, their classes in a fixed order, and their splits.
+
+`load_dataset` is the one entry point from a folder on disk to a `Dataset`;
+the class order fixed here is written to the run folder and read back from
+there, never recomputed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inceptune import console
+from inceptune.atomic import atomic_write_text
+from inceptune.data.images import DEFAULT_MAX_PIXELS
+from inceptune.data.scan import ImageRecord, SkippedFile, scan_dataset
+from inceptune.data.split import assign_splits, find_leakage
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Dataset:
+    root: str
+    classes: list[str]
+    records: list[ImageRecord]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    leakage: list[dict] = field(default_factory=list)
+
+    def split(self, name: str) -> list[ImageRecord]:
+        return [r for r in self.records if r.split == name]
+
+    def label_index(self, record: ImageRecord) -> int:
+        return self.classes.index(record.label)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and class."""
+        table = {s: Counter() for s in SPLITS}
+        for r in self.records:
+            table[r.split][r.label] += 1
+        return {s: {c: table[s][c] for c in self.classes} for s in SPLITS}
+
+    def summary(self) -> dict:
+        return {
+            "root": self.root,
+            "classes": self.classes,
+            "counts": self.counts(),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "warnings": self.warnings,
+            "leakage": self.leakage,
+        }
+
+
+def load_dataset(
+    root: str | os.PathLike,
+    val_split: float = 0.2,
+    test_split: float = 0.1,
+    seed: int = 1337,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Dataset:
+    """Scan, check and split a folder of class subfolders.
+
+    Args:
+        root: a folder of class subfolders, or of train/ (val/, test/) folders.
+        val_split: fraction of each class carved from train for validation
+            when there is no val/ folder.
+        test_split: the same for a held-out test split when there is no test/.
+        seed: fixes the carved splits.
+        max_pixels: images with more pixels are skipped.
+
+    Examples:
+        >>> ds = load_dataset("photos/", val_split=0.2, test_split=0.1)
+        >>> ds.classes, len(ds.split("train"))
+    """
+    scan = scan_dataset(root, max_pixels=max_pixels)
+    records = assign_splits(scan.records, val_split, test_split, seed)
+    classes = sorted({r.label for r in records if r.split == "train"})
+    dataset = Dataset(scan.root, classes, records, scan.skipped, scan.warnings, find_leakage(records))
+    _report(dataset)
+    return dataset
+
+
+def _report(dataset: Dataset) -> None:
+    counts = dataset.counts()
+    sizes = ", ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS)
+    console.info(f"Dataset {dataset.root}: {len(dataset.classes)} classes ({', '.join(dataset.classes)}); {sizes}.")
+    if dataset.skipped:
+        console.warn(f"skipped {len(dataset.skipped)} file(s):")
+        for s in dataset.skipped:
+            console.info(f"  {s.path}: {s.reason}")
+    for message in dataset.warnings:
+        console.warn(message)
+    for leak in dataset.leakage:
+        files = ", ".join(f"{f['split']}:{f['path']}" for f in leak["files"])
+        console.warn(f"leakage: identical files in {' and '.join(leak['splits'])}: {files}")
+    for split in ("train", "val"):
+        small = [c for c, n in counts[split].items() if 0 < n < 5]
+        if small:
+            console.warn(f"the {split} split has fewer than 5 images of {', '.join(small)}")
+
+
+def write_manifest(dataset: Dataset, path: Path) -> None:
+    """Write path, label, split and content hash of every image, atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "label", "split", "sha256"])
+    for r in dataset.records:
+        writer.writerow([r.path, r.label, r.split, r.sha256])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_manifest(path: Path) -> list[ImageRecord]:
+    with open(path, newline="") as f:
+        return [ImageRecord(row["path"], row["label"], row["sha256"], row["split"]) for row in csv.DictReader(f)]

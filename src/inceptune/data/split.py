@@ -1,0 +1,80 @@
+"""Deterministic, stratified train/val/test splits and leakage checks.
+
+Splits given by folders are kept. Missing splits are carved per class from
+train, by content hash: identical files always land in the same split, and
+each class's split depends only on its own files and the seed, so adding a
+class does not reshuffle the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
+
+from inceptune.data.scan import ImageRecord
+from inceptune.errors import UserError
+
+
+def assign_splits(
+    records: list[ImageRecord], val_split: float, test_split: float, seed: int
+) -> list[ImageRecord]:
+    """Give every record a split; carve val/test from train where folders gave none."""
+    for name, value in (("val_split", val_split), ("test_split", test_split)):
+        if not 0.0 <= value < 1.0:
+            raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}.")
+    if val_split + test_split >= 1.0:
+        raise UserError(f"--val-split plus --test-split must be below 1, got {val_split + test_split:g}.")
+
+    given = {r.split for r in records if r.split is not None}
+    carve = {"val": val_split if "val" not in given else 0.0, "test": test_split if "test" not in given else 0.0}
+    pool = [r for r in records if r.split in (None, "train")]
+    out = [r for r in records if r.split not in (None, "train")]
+
+    by_class: dict[str, list[ImageRecord]] = defaultdict(list)
+    for r in pool:
+        by_class[r.label].append(r)
+    for label in sorted(by_class):
+        out += _split_class(label, by_class[label], carve, seed)
+    return sorted(out, key=lambda r: (r.split, r.label, r.path))
+
+
+def _split_class(label: str, records: list[ImageRecord], carve: dict[str, float], seed: int) -> list[ImageRecord]:
+    groups: dict[str, list[ImageRecord]] = defaultdict(list)
+    for r in records:
+        groups[r.sha256].append(r)
+    hashes = sorted(groups)
+    rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
+    hashes = [hashes[i] for i in rng.permutation(len(hashes))]
+    n = len(hashes)
+    counts = {}
+    for split in ("test", "val"):
+        k = int(round(n * carve[split]))
+        if carve[split] > 0 and k == 0 and n >= 3:
+            k = 1  # a requested split gets at least one image of every class that can spare it
+        counts[split] = k
+    while counts["val"] + counts["test"] >= n and (counts["val"] or counts["test"]):
+        bigger = "val" if counts["val"] >= counts["test"] else "test"
+        counts[bigger] -= 1  # keep at least one image to train on
+    order = ["test"] * counts["test"] + ["val"] * counts["val"]
+    order += ["train"] * (n - len(order))
+    return [replace(r, split=split) for h, split in zip(hashes, order) for r in groups[h]]
+
+
+def find_leakage(records: list[ImageRecord]) -> list[dict]:
+    """Identical files (same content hash) that sit in more than one split."""
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for r in records:
+        by_hash[r.sha256].append(r)
+    leaks = []
+    for digest, group in sorted(by_hash.items()):
+        splits = sorted({r.split for r in group})
+        if len(splits) > 1:
+            leaks.append({
+                "sha256": digest,
+                "splits": splits,
+                "files": [{"path": r.path, "split": r.split, "label": r.label} for r in group],
+            })
+    return leaks

@@ -1,0 +1,1 @@
+"""Backbone features: computed once per image, cached on disk, read back by training."""

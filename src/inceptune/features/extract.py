@@ -1,0 +1,98 @@
+"""Run the frozen backbone once per image and keep what training needs.
+
+One forward pass yields every *kind* of feature asked for: the pooled
+output of the last block (phase 1 trains the head on it) and the
+activations entering the first unfrozen block (phase 2 fine-tunes the top
+blocks on them). Images already in the cache are not decoded or run again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from inceptune import console
+from inceptune.data.pipeline import image_batches
+from inceptune.data.scan import ImageRecord
+from inceptune.errors import UserError
+from inceptune.features.cache import FeatureCache
+from inceptune.models.backbone import boundary_layer
+from inceptune.models.classifier import inception_scale
+
+POOLED = "avg-pool"
+
+
+def activations_kind(block: str) -> str:
+    """Cache kind of the activations that enter `block`."""
+    return f"before-{block}"
+
+
+@dataclass
+class ExtractionStats:
+    images: int = 0
+    from_cache: int = 0
+    computed: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "from_cache": self.from_cache, "computed": self.computed,
+                "seconds": round(self.seconds, 3), "failed": [list(f) for f in self.failed]}
+
+
+def build_extractor(backbone: keras.Model, kinds: list[str]) -> keras.Model:
+    """Raw pixels (S, S, 3) -> {kind: features} for the given kinds."""
+    outputs = {}
+    for kind in kinds:
+        if kind == POOLED:
+            outputs[kind] = keras.layers.GlobalAveragePooling2D()(backbone.output)
+        else:
+            outputs[kind] = boundary_layer(backbone, kind.removeprefix("before-")).output
+    inner = keras.Model(backbone.input, outputs, name="feature_extractor_core")
+    inputs = keras.Input(backbone.input.shape[1:], name="image")
+    return keras.Model(inputs, inner(inception_scale()(inputs)), name="feature_extractor")
+
+
+def extract_to_cache(
+    records: list[ImageRecord],
+    cache: FeatureCache,
+    backbone: keras.Model,
+    kinds: list[str],
+    image_size: int,
+    batch_size: int = 32,
+) -> ExtractionStats:
+    """Make sure every record has every kind in the cache; compute only what is missing."""
+    start = time.perf_counter()
+    unique = {r.sha256: r.path for r in records}
+    todo = [(h, p) for h, p in unique.items() if not all(cache.has(k, h) for k in kinds)]
+    stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
+    if todo:
+        extractor = build_extractor(backbone, kinds)
+        with console.progress("Extracting features", total=len(todo)) as advance:
+            for batch in image_batches([p for _, p in todo], image_size, batch_size):
+                for index, reason in batch.failures:
+                    stats.failed.append((todo[index][1], reason))
+                if len(batch.positions):
+                    outputs = extractor.predict_on_batch(batch.images)
+                    for row, index in enumerate(batch.positions):
+                        for kind in kinds:
+                            cache.put(kind, todo[index][0], np.asarray(outputs[kind][row]))
+                    stats.computed += len(batch.positions)
+                advance(len(batch.positions) + len(batch.failures))
+    stats.seconds = time.perf_counter() - start
+    if stats.failed:
+        path, reason = stats.failed[0]
+        raise UserError(f"{path} could not be read during feature extraction ({reason}); it changed after the scan.")
+    return stats
+
+
+def read_features(records: list[ImageRecord], cache: FeatureCache, kind: str) -> np.ndarray:
+    """Stack the cached `kind` features of `records`, in order."""
+    arrays = [cache.get(kind, r.sha256) for r in records]
+    missing = [r.path for r, a in zip(records, arrays) if a is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} cache entries vanished during training, e.g. {missing[0]}")
+    return np.stack(arrays) if arrays else np.zeros((0,), "float32")

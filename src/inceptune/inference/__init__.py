@@ -1,0 +1,1 @@
+"""From a trained model (or ImageNet's) and image files to ranked class probabilities."""

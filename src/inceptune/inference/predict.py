@@ -1,0 +1,58 @@
+"""Predict with a trained run: ranked class probabilities per image."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inceptune import console
+from inceptune.data.pipeline import image_batches
+from inceptune.inference.inputs import expand_inputs
+from inceptune.models.classifier import class_probabilities
+from inceptune.runs import RunFolder
+
+
+def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32) -> list[dict]:
+    """Classify images with the model of a run folder.
+
+    Args:
+        run: a run folder written by `train`.
+        inputs: image files and/or folders of images.
+        top: how many classes to rank per image.
+
+    Returns:
+        One dict per image, in input order: `path`, `top` (a list of
+        `{"label", "probability"}`), `probabilities` (every class), or
+        `error` when the file could not be read.
+
+    Examples:
+        >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
+        [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}, ...], ...}]
+    """
+    folder = RunFolder.open(run)
+    classes = folder.classes
+    image_size = int(folder.config["image_size"])
+    model = folder.load_model()
+    paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+
+    def rank(probs: np.ndarray) -> dict:
+        order = np.argsort(-probs, kind="stable")[: max(1, top)]
+        return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
+                "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+
+    return run_batches(paths, image_size, batch_size, lambda x: class_probabilities(model.predict_on_batch(x)), rank)
+
+
+def run_batches(paths: list[str], image_size: int, batch_size: int, infer, describe) -> list[dict]:
+    """Decode `paths` in parallel, run `infer` on batches, and `describe` each row of its output."""
+    results: list[dict | None] = [None] * len(paths)
+    with console.progress("Predicting", total=len(paths)) as advance:
+        for batch in image_batches(paths, image_size, batch_size):
+            for index, reason in batch.failures:
+                results[index] = {"path": paths[index], "error": reason}
+                console.warn(f"skipped {paths[index]}: {reason}")
+            if batch.positions:
+                outputs = infer(batch.images)
+                for row, index in enumerate(batch.positions):
+                    results[index] = {"path": paths[index], **describe(outputs[row])}
+            advance(len(batch.positions) + len(batch.failures))
+    return results

@@ -1,0 +1,1 @@
+"""The networks: where weights come from, the Inception-v3 backbone, the classifier around it."""

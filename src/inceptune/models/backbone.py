@@ -1,0 +1,74 @@
+"""The Inception-v3 backbone: building it, naming its blocks, freezing it.
+
+Blocks are named as Keras names their outputs, `mixed0` ... `mixed10`.
+Fine-tuning "from mixed9" trains every layer after `mixed8`'s output, which
+is the classic recipe's `model.layers[249:]`. BatchNormalization layers stay
+frozen, and so in inference mode, whatever is unfrozen.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from inceptune.errors import UserError
+from inceptune.models.weights import Weights
+
+BLOCKS = tuple(f"mixed{i}" for i in range(11))
+MIN_IMAGE_SIZE = 75  # the smallest input InceptionV3 accepts
+
+
+def build_backbone(weights: Weights, image_size: int) -> keras.Model:
+    """InceptionV3 without its classifier top, taking (image_size, image_size, 3) inputs in [-1, 1]."""
+    check_image_size(image_size)
+    try:
+        return keras.applications.InceptionV3(
+            include_top=False,
+            weights=str(weights.path) if weights.path else None,
+            input_shape=(image_size, image_size, 3),
+        )
+    except (ValueError, OSError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"The weights file {weights.path} does not fit InceptionV3 without its classifier top "
+            f"({first_line[:160]})."
+        ) from None
+
+
+def check_image_size(image_size: int) -> None:
+    if image_size < MIN_IMAGE_SIZE:
+        raise UserError(f"--image-size must be at least {MIN_IMAGE_SIZE} for InceptionV3, got {image_size}.")
+
+
+def check_block(name: str) -> str:
+    if name not in BLOCKS:
+        raise UserError(f"Unknown block '{name}'; expected one of {', '.join(BLOCKS)}.")
+    return name
+
+
+def block_start(backbone: keras.Model, block: str) -> int:
+    """Index in `backbone.layers` of the first layer of `block`."""
+    check_block(block)
+    names = [layer.name for layer in backbone.layers]
+    if block == "mixed0":
+        # The stem ends with the last max-pooling before mixed0.
+        end = names.index("mixed0")
+        return max(i for i in range(end) if isinstance(backbone.layers[i], keras.layers.MaxPooling2D)) + 1
+    return names.index(BLOCKS[BLOCKS.index(block) - 1]) + 1
+
+
+def boundary_layer(backbone: keras.Model, block: str) -> keras.layers.Layer:
+    """The layer whose output is the only input of `block` and everything after it."""
+    return backbone.layers[block_start(backbone, block) - 1]
+
+
+def top_of_backbone(backbone: keras.Model, block: str) -> keras.Model:
+    """The part of the backbone from `block` on, sharing its layers (and weights)."""
+    return keras.Model(boundary_layer(backbone, block).output, backbone.output, name=f"backbone_from_{block}")
+
+
+def freeze(backbone: keras.Model, unfreeze_from: str | None) -> None:
+    """Freeze everything before `unfreeze_from` (all of it if None); BatchNorm always frozen."""
+    backbone.trainable = True
+    start = len(backbone.layers) if unfreeze_from is None else block_start(backbone, unfreeze_from)
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)

@@ -1,0 +1,115 @@
+"""The classifier: preprocessing + Inception-v3 backbone + pooling + a new head.
+
+Preprocessing (resize and Inception's [-1, 1] scaling) is made of built-in
+Keras layers inside the saved model, so `model.keras` takes raw RGB pixels
+(0-255, any size) and loads with plain `keras.saving.load_model`.
+
+The same layer objects also make two small training models: the head alone
+(on cached pooled features, phase 1) and the unfrozen top of the backbone
+plus head (on cached block activations, phase 2). Training them trains the
+full model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from inceptune.models.backbone import top_of_backbone
+
+RESIZE = dict(interpolation="bilinear", antialias=True)
+
+
+@dataclass
+class Classifier:
+    model: keras.Model  # raw pixels -> class probabilities; this is what is saved
+    backbone: keras.Model
+    pooling: keras.layers.Layer
+    head: list[keras.layers.Layer]
+    num_classes: int
+
+    @property
+    def binary(self) -> bool:
+        return self.num_classes == 2
+
+    def adapt(self, features: np.ndarray) -> None:
+        """Fit the head's feature standardisation to training features (N, D)."""
+        self.head[0].adapt(features)
+
+    def head_model(self) -> keras.Model:
+        """Pooled features -> probabilities (phase 1)."""
+        inputs = keras.Input(self.pooling.compute_output_shape(self.backbone.output.shape)[1:], name="features")
+        return keras.Model(inputs, _apply(self.head, inputs), name="head")
+
+    def top_model(self, unfreeze_from: str) -> keras.Model:
+        """Block activations before `unfreeze_from` -> probabilities (phase 2)."""
+        top = top_of_backbone(self.backbone, unfreeze_from)
+        inputs = keras.Input(top.input.shape[1:], name="activations")
+        outputs = _apply(self.head, self.pooling(top(inputs, training=False)))
+        return keras.Model(inputs, outputs, name=f"fine_tune_from_{unfreeze_from}")
+
+    def loss(self) -> keras.losses.Loss:
+        """Binary cross-entropy on 0/1 labels, or sparse categorical on class indices."""
+        if self.binary:
+            return keras.losses.BinaryCrossentropy()
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def metrics(self) -> list:
+        return [keras.metrics.BinaryAccuracy(name="accuracy")] if self.binary else [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+def build_classifier(
+    backbone: keras.Model, num_classes: int, image_size: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = ()
+) -> Classifier:
+    """Wrap a backbone into an image classifier with a new head.
+
+    Args:
+        backbone: InceptionV3 without top, inputs in [-1, 1].
+        num_classes: 2 gives one sigmoid unit, more give a softmax.
+        image_size: images are resized to this square inside the model.
+        dropout: dropout rate before each Dense layer of the head.
+        hidden_units: optional hidden Dense(relu) layers, e.g. (1024,) as in
+            the classic recipe.
+    """
+    # === Layers ===
+    resize = keras.layers.Resizing(image_size, image_size, name="resize", **RESIZE)
+    scale = inception_scale()
+    pooling = keras.layers.GlobalAveragePooling2D(name="avg_pool")
+    # Standardising the pooled features (adapted on the training split before
+    # phase 1) keeps the head well conditioned whatever the weights' scale.
+    head: list[keras.layers.Layer] = [keras.layers.Normalization(name="feature_norm")]
+    for i, units in enumerate(hidden_units):
+        head += [keras.layers.Dropout(dropout, name=f"head_dropout_{i}"),
+                 keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")]
+    head += [keras.layers.Dropout(dropout, name="head_dropout"),
+             keras.layers.Dense(1 if num_classes == 2 else num_classes,
+                                activation="sigmoid" if num_classes == 2 else "softmax",
+                                name="predictions")]
+
+    # === Functional Model ===
+    inputs = keras.Input((None, None, 3), name="image")
+    features = pooling(backbone(scale(resize(inputs)), training=False))
+    model = keras.Model(inputs, _apply(head, features), name="inceptune_classifier")
+    return Classifier(model, backbone, pooling, head, num_classes)
+
+
+def inception_scale() -> keras.layers.Layer:
+    """Inception's preprocess_input, x / 127.5 - 1, as a built-in layer."""
+    return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="inception_scale")
+
+
+def _apply(layers: list[keras.layers.Layer], x):
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Model outputs as one probability per class ((N, 1) sigmoid becomes (N, 2))."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return np.concatenate([1.0 - outputs, outputs], axis=1)
+    return outputs

@@ -1,0 +1,1 @@
+"""The two-phase recipe: head on cached features, then fine-tuning of the top blocks."""

@@ -1,0 +1,47 @@
+"""Every setting of a training run, with defaults, resolved in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from inceptune.data.images import DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class TrainConfig:
+    """Settings of `inceptune train`; `config.json` in the run folder is this, resolved.
+
+    Defaults follow the classic Keras Inception-v3 recipe for the official
+    ImageNet weights: head first on a frozen base, then the top two inception
+    blocks (`mixed9` on, the recipe's `layers[249:]`) at a learning rate a
+    hundred times lower, BatchNorm in inference mode.
+    """
+
+    data: str
+    out: str | None = None
+    weights: str = "imagenet"
+    image_size: int = 299
+    # --- splits
+    val_split: float = 0.2
+    test_split: float = 0.1
+    seed: int = 1337
+    # --- phase 1: the head on cached pooled features
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    dropout: float = 0.2
+    head_units: tuple[int, ...] = field(default_factory=tuple)
+    # --- phase 2: fine-tuning
+    unfreeze_from: str = "mixed9"
+    fine_tune_epochs: int = 10
+    fine_tune_lr: float = 1e-5
+    patience: int = 3
+    # --- engineering
+    cache_dir: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["head_units"] = list(self.head_units)
+        return d

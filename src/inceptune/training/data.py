@@ -1,0 +1,37 @@
+"""Cached features as Keras training data, read batch by batch from the cache."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from inceptune.data.scan import ImageRecord
+from inceptune.features.cache import FeatureCache
+from inceptune.features.extract import read_features
+
+
+class CachedFeatures(keras.utils.PyDataset):
+    """(features, labels) batches loaded lazily from the feature cache; memory stays flat."""
+
+    def __init__(self, records: list[ImageRecord], labels: np.ndarray, cache: FeatureCache, kind: str,
+                 batch_size: int, shuffle: bool = False, seed: int = 0):
+        super().__init__()
+        self.records, self.labels, self.cache, self.kind = records, labels, cache, kind
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(records))
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.records) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = read_features([self.records[i] for i in rows], self.cache, self.kind)
+        return x, self.labels[rows]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.records))

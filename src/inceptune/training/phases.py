@@ -1,0 +1,70 @@
+"""The recipe's two phases, each a small Keras fit on cached data.
+
+Phase 1 trains the new head on pooled features of the frozen base. Phase 2
+unfreezes the backbone from a named block and fine-tunes it, with the head,
+on the cached activations that enter that block: with BatchNorm frozen and
+no augmentation this is exactly fine-tuning on the images, without running
+the frozen part of the network again. Both phases keep the weights of their
+best validation epoch; phase 2 keeps phase 1's weights if it never beats them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+
+from inceptune.models.backbone import freeze
+from inceptune.models.classifier import Classifier
+from inceptune.training.callbacks import KeepBest, ProgressBar
+from inceptune.training.data import CachedFeatures
+
+
+def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
+               epochs: int, learning_rate: float) -> list[dict]:
+    """Phase 1: fit the head alone on pooled features."""
+    freeze(classifier.backbone, None)
+    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier)
+
+
+def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
+              epochs: int, learning_rate: float, patience: int) -> list[dict]:
+    """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
+    freeze(classifier.backbone, unfreeze_from)
+    model = classifier.top_model(unfreeze_from)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val else "loss", patience=patience)
+    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop])
+
+
+def _fit(phase: str, model: keras.Model, train, val, epochs: int, learning_rate: float,
+         classifier: Classifier, extra: list | None = None) -> list[dict]:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
+                  metrics=classifier.metrics())
+    monitor = "val_loss" if val else "loss"
+    baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"] if phase != "head" else float("inf")
+    keep = KeepBest(monitor, baseline)
+    timer = _EpochTimer()
+    history = model.fit(
+        train, validation_data=val, epochs=epochs, verbose=0,
+        callbacks=[ProgressBar(f"Training ({phase})", epochs, len(train)), keep, timer, *(extra or [])],
+    )
+    rows = []
+    for epoch in range(len(history.epoch)):
+        row = {"phase": phase, "epoch": epoch + 1}
+        row.update({k: float(v[epoch]) for k, v in history.history.items()})
+        row["learning_rate"] = learning_rate
+        row["seconds"] = round(timer.seconds[epoch], 3)
+        row["kept"] = keep.best_epoch == epoch
+        rows.append(row)
+    return rows
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
