@@ -8,6 +8,8 @@ frozen, and so in inference mode, whatever is unfrozen.
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from inceptune.errors import UserError
@@ -21,11 +23,19 @@ def build_backbone(weights: Weights, image_size: int) -> keras.Model:
     """InceptionV3 without its classifier top, taking (image_size, image_size, 3) inputs in [-1, 1]."""
     check_image_size(image_size)
     try:
-        return keras.applications.InceptionV3(
-            include_top=False,
-            weights=str(weights.path) if weights.path else None,
-            input_shape=(image_size, image_size, 3),
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backbone = keras.applications.InceptionV3(
+                include_top=False,
+                weights=str(weights.path) if weights.path else None,
+                input_shape=(image_size, image_size, 3),
+            )
+        # Keras only warns when parts of a weights file do not match the model
+        # (those layers keep random weights); that is an error here.
+        mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)]
+        if mismatch:
+            raise ValueError(str(mismatch[0].message))
+        return backbone
     except (ValueError, OSError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(

@@ -35,8 +35,19 @@ class Classifier:
         return self.num_classes == 2
 
     def adapt(self, features: np.ndarray) -> None:
-        """Fit the head's feature standardisation to training features (N, D)."""
-        self.head[0].adapt(features)
+        """Fit the head's feature standardisation to training features (N, D).
+
+        Centres each feature but divides by one overall standard deviation:
+        per-feature scaling would blow up features that happen to be constant
+        in a small training split.
+        """
+        features = np.asarray(features, dtype="float64")
+        mean = features.mean(axis=0)
+        variance = max(float(features.var(axis=0).mean()), 1e-12)
+        norm = self.head[0]
+        norm.adapt_mean.assign(mean.astype("float32"))
+        norm.adapt_variance.assign(np.full_like(mean, variance, dtype="float32"))
+        norm.finalize_state()
 
     def head_model(self) -> keras.Model:
         """Pooled features -> probabilities (phase 1)."""

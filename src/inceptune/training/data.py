@@ -12,6 +12,9 @@ from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
 
 
+IN_MEMORY_LIMIT = 1 << 30  # bytes of features below which a split is loaded whole
+
+
 class CachedFeatures(keras.utils.PyDataset):
     """(features, labels) batches loaded lazily from the feature cache; memory stays flat."""
 
@@ -35,3 +38,14 @@ class CachedFeatures(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self._order = self._rng.permutation(len(self.records))
+
+    def arrays_if_small(self) -> "CachedFeatures | tuple[np.ndarray, np.ndarray]":
+        """(x, y) arrays when the whole split fits comfortably in memory, else self.
+
+        Keras fits in-memory arrays with far less per-batch overhead, which
+        matters when an epoch on cached features takes milliseconds.
+        """
+        first = self.cache.get(self.kind, self.records[0].sha256)
+        if first is None or first.nbytes * len(self.records) > IN_MEMORY_LIMIT:
+            return self
+        return read_features(self.records, self.cache, self.kind), self.labels

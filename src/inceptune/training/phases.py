@@ -22,9 +22,9 @@ from inceptune.training.data import CachedFeatures
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float) -> list[dict]:
-    """Phase 1: fit the head alone on pooled features."""
+    """Phase 1: fit the head alone on pooled features (in memory when they fit)."""
     freeze(classifier.backbone, None)
-    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier)
+    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, in_memory=True)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
@@ -36,17 +36,24 @@ def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures,
     return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop])
 
 
-def _fit(phase: str, model: keras.Model, train, val, epochs: int, learning_rate: float,
-         classifier: Classifier, extra: list | None = None) -> list[dict]:
+def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
+         learning_rate: float, classifier: Classifier, extra: list | None = None, in_memory: bool = False) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
                   metrics=classifier.metrics())
+    steps, batch_size = len(train), train.batch_size
+    if in_memory:  # Keras fits arrays with far less per-batch overhead than a PyDataset
+        train, val = train.arrays_if_small(), val.arrays_if_small() if val else None
     monitor = "val_loss" if val else "loss"
-    baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"] if phase != "head" else float("inf")
-    keep = KeepBest(monitor, baseline)
-    timer = _EpochTimer()
+    if phase == "head":
+        baseline = float("inf")
+    else:  # the loss of the weights this phase starts from: phase 1's result
+        baseline = model.evaluate(*_xy(val if val else train), verbose=0, return_dict=True)["loss"]
+    keep, timer = KeepBest(monitor, baseline), _EpochTimer()
+    x, y = _xy(train)
     history = model.fit(
-        train, validation_data=val, epochs=epochs, verbose=0,
-        callbacks=[ProgressBar(f"Training ({phase})", epochs, len(train)), keep, timer, *(extra or [])],
+        x, y, batch_size=None if y is None else batch_size, shuffle=True,
+        validation_data=val, epochs=epochs, verbose=0,
+        callbacks=[ProgressBar(f"Training ({phase})", epochs, steps), keep, timer, *(extra or [])],
     )
     rows = []
     for epoch in range(len(history.epoch)):
@@ -57,6 +64,11 @@ def _fit(phase: str, model: keras.Model, train, val, epochs: int, learning_rate:
         row["kept"] = keep.best_epoch == epoch
         rows.append(row)
     return rows
+
+
+def _xy(data):
+    """Keras fit/evaluate arguments for a PyDataset or an (x, y) pair."""
+    return (data, None) if isinstance(data, CachedFeatures) else data
 
 
 class _EpochTimer(keras.callbacks.Callback):

@@ -1,0 +1,98 @@
+"""Shared fixtures: the ../shared resources (skipped with a reason when absent),
+generated datasets, and one small trained run reused by several tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Every test session gets its own empty feature cache and Keras home, so
+# results never depend on what an earlier run left behind.
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="inceptune-tests-"))
+os.environ["INCEPTUNE_CACHE"] = str(_SESSION_TMP / "cache")
+os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
+os.environ.pop("INCEPTUNE_WEIGHTS", None)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import inceptune  # noqa: E402
+
+inceptune._import_tensorflow_quietly()
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_WEIGHTS = SHARED / "weights" / "inception_v3_imagenet2015_partial_notop.weights.h5"
+HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
+FLOWERS = SHARED / "datasets" / "flowers5"
+
+SMALL_SIZE = 150  # small enough for CI, large enough for ants vs bees
+requires_shared = pytest.mark.skipif(
+    not SHARED_WEIGHTS.is_file() or not HYMENOPTERA.is_dir(),
+    reason=f"needs the shared weights and datasets in {SHARED}",
+)
+
+
+def make_image(path: Path, color=(200, 30, 30), size=(64, 48), mode="RGB", fmt=None, shape="square") -> Path:
+    """Write a small synthetic image: a coloured shape on a gray noisy background."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    background = rng.normal(128, 20, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
+    img = Image.fromarray(background)
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    box = [w // 4, h // 4, 3 * w // 4, 3 * h // 4]
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=color)
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt)
+    return path
+
+
+def make_color_dataset(root: Path, per_class: int = 10, classes=("blue", "red")) -> Path:
+    """Two (or more) classes told apart by colour: learnable even from random weights."""
+    colors = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
+    for name in classes:
+        for i in range(per_class):
+            make_image(root / name / f"{name}_{i:02d}.jpg", color=colors[name], size=(40 + i, 40))
+    return root
+
+
+def copy_subset(src: Path, dst: Path, per_class: int) -> Path:
+    """Copy the first `per_class` images of each class folder (keeping split folders)."""
+    for class_dir in sorted(p for p in src.rglob("*") if p.is_dir() and not any(c.is_dir() for c in p.iterdir())):
+        files = sorted(f for f in class_dir.iterdir() if f.is_file())[:per_class]
+        target = dst / class_dir.relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy(f, target / f.name)
+    return dst
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m inceptune ARGS` in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "inceptune", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def small_hymenoptera(tmp_path_factory) -> Path:
+    if not HYMENOPTERA.is_dir():
+        pytest.skip(f"needs {HYMENOPTERA}")
+    return copy_subset(HYMENOPTERA, tmp_path_factory.mktemp("hymenoptera-small"), per_class=30)
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_hymenoptera, tmp_path_factory):
+    """A run trained at 150x150 on 60 train / 60 val images with the shared weights, both phases."""
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"needs {SHARED_WEIGHTS}")
+    out = tmp_path_factory.mktemp("runs") / "small"
+    return inceptune.train(str(small_hymenoptera), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
+                           epochs=15, fine_tune_epochs=2, test_split=0.2, batch_size=16)

@@ -1,0 +1,58 @@
+"""The command line as a user meets it: real processes, real exit codes."""
+
+import json
+
+from conftest import make_color_dataset, run_cli
+
+
+def one_sentence_error(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return " ".join(proc.stderr.split())  # rich wraps long lines; join them back
+
+
+def test_missing_path_single_class_and_no_images_exit_2(tmp_path):
+    assert "does not exist" in one_sentence_error(run_cli("train", str(tmp_path / "nowhere"), "--weights", "none"))
+    make_color_dataset(tmp_path / "single", per_class=3, classes=("red",))
+    assert "only one class" in one_sentence_error(run_cli("train", str(tmp_path / "single"), "--weights", "none"))
+    (tmp_path / "textonly" / "a").mkdir(parents=True)
+    (tmp_path / "textonly" / "a" / "notes.txt").write_text("x")
+    assert "No readable images" in one_sentence_error(run_cli("train", str(tmp_path / "textonly"), "--weights", "none"))
+
+
+def test_bad_settings_exit_2(tmp_path):
+    make_color_dataset(tmp_path / "data", per_class=4)
+    out = one_sentence_error(run_cli("train", str(tmp_path / "data"), "--image-size", "32", "--weights", "none"))
+    assert "at least 75" in out
+    out = one_sentence_error(run_cli("train", str(tmp_path / "data"), "--unfreeze-from", "mixed12", "--weights", "none"))
+    assert "Unknown block" in out
+    assert "not a finished inceptune run" in one_sentence_error(run_cli("predict", str(tmp_path), str(tmp_path)))
+
+
+def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
+    data = make_color_dataset(tmp_path / "data", per_class=8)
+    jpeg = (data / "red" / "red_00.jpg").read_bytes()
+    (data / "red" / "corrupt.jpg").write_bytes(jpeg[:200] + b"\x00" * 50 + jpeg[250:400])
+    (data / "red" / "zero.jpg").write_bytes(b"")
+    (data / "blue" / "text.jpg").write_text("I am text")
+    (data / "empty").mkdir()
+    proc = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", "none", "--image-size", "75",
+                   "--epochs", "3", "--fine-tune-epochs", "1")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "dataset.json").read_text())
+    reasons = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in summary["skipped"]}
+    assert set(reasons) == {"corrupt.jpg", "zero.jpg", "text.jpg"}
+    assert reasons["zero.jpg"].startswith("empty file") and reasons["text.jpg"].startswith("not an image")
+    assert any("'empty'" in w for w in summary["warnings"])
+    assert "corrupt.jpg" in proc.stderr and "zero.jpg" in proc.stderr  # told on the terminal too
+    assert (tmp_path / "run" / "model.keras").is_file()
+    # The finished run is not overwritten by accident.
+    again = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", "none")
+    assert "already holds a finished run" in one_sentence_error(again)
+    # CSV output of predict: a header, then rank rows.
+    proc = run_cli("predict", str(tmp_path / "run"), str(data / "blue" / "blue_01.jpg"), "--csv", "--top", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "path,rank,label,probability,error" and len(lines) == 3
