@@ -101,3 +101,17 @@ def test_multiclass_softmax_head_without_fine_tuning(tmp_path):
     assert json.loads((result.run / "labels.json").read_text())["task"] == "multiclass"
     probs = inceptune.predict(str(result.run), str(data / "green"), top=3)[0]["probabilities"]
     assert max(probs, key=probs.get) == "green" and len(probs) == 3
+
+
+def test_evaluate_command_on_the_test_split_and_on_other_folders(trained_run, small_hymenoptera, tmp_path):
+    proc = run_cli("evaluate", str(trained_run.run), "--json")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["accuracy"] == pytest.approx(trained_run.metrics["test"]["accuracy"])
+    assert np.array(metrics["confusion_matrix"]).sum() == metrics["images"]
+    other = make_color_dataset(tmp_path / "other", per_class=2, classes=("red",))
+    (other / "ants").mkdir()
+    first_ant = sorted((small_hymenoptera / "val" / "ants").glob("*.jpg"))[0]
+    (other / "ants" / "a.jpg").write_bytes(first_ant.read_bytes())
+    proc = run_cli("evaluate", str(trained_run.run), str(other))
+    assert proc.returncode == 2 and "class 'red', which the model does not know" in " ".join(proc.stderr.split())

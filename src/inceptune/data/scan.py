@@ -69,7 +69,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
     candidates: list[tuple[Path, str, str | None]] = []  # (file, label, split)
     skipped: list[SkippedFile] = []
     warnings: list[str] = []
-    top = _visible_subfolders(root_path, skipped)
+    top = _visible_subfolders(root_path)
     split_dirs = {SPLIT_FOLDERS[d.name.lower()]: d for d in top if d.name.lower() in SPLIT_FOLDERS}
     layout = "splits" if "train" in split_dirs else "classes"
     _skip_loose_files(root_path, skipped)
@@ -79,7 +79,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
             warnings.append(f"folder '{name.name}' beside train/ is not a split (train, val, test) and is ignored")
         for split, split_dir in sorted(split_dirs.items()):
             _skip_loose_files(split_dir, skipped)
-            for class_dir in _visible_subfolders(split_dir, skipped):
+            for class_dir in _visible_subfolders(split_dir):
                 candidates += [(f, class_dir.name, split) for f in _walk_files(class_dir, skipped)]
     else:
         for class_dir in top:
@@ -91,7 +91,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
     return result
 
 
-def _visible_subfolders(folder: Path, skipped: list[SkippedFile]) -> list[Path]:
+def _visible_subfolders(folder: Path) -> list[Path]:
     try:
         entries = sorted(folder.iterdir())
     except PermissionError:
@@ -197,7 +197,7 @@ def _check_classes(result: ScanResult, class_dirs: list[Path] | None, split_dirs
         for r in result.records:
             by_split.setdefault(r.split, set()).add(r.label)
         for split, split_dir in split_dirs.items():
-            for class_dir in _visible_subfolders(split_dir, []):
+            for class_dir in _visible_subfolders(split_dir):
                 if class_dir.name not in by_split.get(split, set()):
                     result.warnings.append(f"class folder '{split_dir.name}/{class_dir.name}' holds no usable images and is ignored")
         classes = sorted(by_split.get("train", set()))

@@ -15,6 +15,7 @@ import numpy as np
 from inceptune.errors import UserError
 from inceptune.inference.inputs import expand_inputs
 from inceptune.inference.predict import run_batches
+from inceptune.models.backbone import load_inception_v3
 from inceptune.models.weights import resolve_weights
 
 IMAGE_SIZE = 299
@@ -49,8 +50,8 @@ def predict_imagenet(inputs: list[str] | str, top: int = 5, weights: str = "imag
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     resolved = resolve_weights(weights, include_top=True)
     try:
-        model = keras.applications.InceptionV3(include_top=True, weights=str(resolved.path) if resolved.path else None)
-    except (ValueError, OSError, KeyError):
+        model = load_inception_v3(resolved, include_top=True)
+    except ValueError:
         raise UserError(
             f"The weights at {resolved.path} have no ImageNet classifier top (or are not InceptionV3's), so they "
             "cannot name ImageNet classes; pass --weights PATH to a full InceptionV3 weights file."

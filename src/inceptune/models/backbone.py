@@ -23,25 +23,35 @@ def build_backbone(weights: Weights, image_size: int) -> keras.Model:
     """InceptionV3 without its classifier top, taking (image_size, image_size, 3) inputs in [-1, 1]."""
     check_image_size(image_size)
     try:
+        return load_inception_v3(weights, include_top=False, input_shape=(image_size, image_size, 3))
+    except ValueError as exc:
+        raise UserError(
+            f"The weights file {weights.path} does not fit InceptionV3 without its classifier top ({exc})."
+        ) from None
+
+
+def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> keras.Model:
+    """keras.applications.InceptionV3 with `weights`, strictly.
+
+    Keras only warns when parts of a weights file do not match the model
+    (those layers silently keep random weights); here any mismatch raises.
+
+    Raises:
+        ValueError: with the first line of what went wrong.
+    """
+    try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            backbone = keras.applications.InceptionV3(
-                include_top=False,
-                weights=str(weights.path) if weights.path else None,
-                input_shape=(image_size, image_size, 3),
+            model = keras.applications.InceptionV3(
+                include_top=include_top, weights=str(weights.path) if weights.path else None, input_shape=input_shape
             )
-        # Keras only warns when parts of a weights file do not match the model
-        # (those layers keep random weights); that is an error here.
-        mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)]
-        if mismatch:
-            raise ValueError(str(mismatch[0].message))
-        return backbone
     except (ValueError, OSError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"The weights file {weights.path} does not fit InceptionV3 without its classifier top "
-            f"({first_line[:160]})."
-        ) from None
+        raise ValueError(first_line[:160]) from None
+    mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)]
+    if mismatch:
+        raise ValueError(str(mismatch[0].message).splitlines()[0][:160])
+    return model
 
 
 def check_image_size(image_size: int) -> None:

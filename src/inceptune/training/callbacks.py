@@ -27,8 +27,9 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        note = " ".join(f"{k}={v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
-        self._advance(0, note=f"epoch {epoch + 1}: {note}")
+        short = {"loss": "loss", "val_loss": "val", "val_accuracy": "val acc"}
+        note = " ".join(f"{name} {logs[k]:.3f}" for k, name in short.items() if k in logs)
+        self._advance(0, note=f"epoch {epoch + 1} {note}")
 
     def on_train_end(self, logs=None):
         if self._context is not None:

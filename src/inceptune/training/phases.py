@@ -53,7 +53,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     history = model.fit(
         x, y, batch_size=None if y is None else batch_size, shuffle=True,
         validation_data=val, epochs=epochs, verbose=0,
-        callbacks=[ProgressBar(f"Training ({phase})", epochs, steps), keep, timer, *(extra or [])],
+        callbacks=[ProgressBar(phase.capitalize(), epochs, steps), keep, timer, *(extra or [])],
     )
     rows = []
     for epoch in range(len(history.epoch)):

@@ -1,0 +1,87 @@
+"""Phase 1 (frozen base) of the classic recipe vs inceptune, same data, one run.
+
+The reference is the seeds' recipe as the installed Keras allows:
+`keras.utils.image_dataset_from_directory`, a frozen InceptionV3 base,
+GlobalAveragePooling2D + Dense(1024, relu) + softmax, `model.fit` for E
+epochs, so the base runs on every training and validation image every
+epoch. inceptune trains the same head (`head_units=(1024,)`) for the same
+epochs on the same train/ and val/ folders with an empty feature cache,
+so its time includes the one feature extraction. Prints wall times, the
+ratio and both validation accuracies.
+
+    python benchmarks/phase1.py --data ../shared/datasets/hymenoptera \
+        --weights ../shared/weights/inception_v3_imagenet2015_partial_notop.weights.h5 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import inceptune
+
+inceptune._import_tensorflow_quietly()
+import keras  # noqa: E402
+
+
+def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> dict:
+    keras.utils.set_random_seed(seed)
+    load = dict(image_size=(image_size, image_size), batch_size=32, label_mode="categorical", seed=seed)
+    train_ds = keras.utils.image_dataset_from_directory(data / "train", shuffle=True, **load)
+    val_ds = keras.utils.image_dataset_from_directory(data / "val", shuffle=False, **load)
+    prep = keras.applications.inception_v3.preprocess_input
+    train_ds = train_ds.map(lambda x, y: (prep(x), y))
+    val_ds = val_ds.map(lambda x, y: (prep(x), y))
+    base = keras.applications.InceptionV3(weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
+    base.trainable = False
+    x = keras.layers.GlobalAveragePooling2D()(base.output)
+    x = keras.layers.Dense(1024, activation="relu")(x)
+    outputs = keras.layers.Dense(len(train_ds.class_names), activation="softmax")(x)
+    model = keras.Model(base.input, outputs)
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=2)
+    return {"seconds": time.perf_counter() - start, "val_accuracy": float(history.history["val_accuracy"][-1]),
+            "best_val_accuracy": float(max(history.history["val_accuracy"]))}
+
+
+def ours(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = inceptune.train(str(data), out=f"{tmp}/run", weights=weights, image_size=image_size, epochs=epochs,
+                                 fine_tune_epochs=0, head_units=(1024,), test_split=0.0, seed=seed,
+                                 cache_dir=f"{tmp}/cache")
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "val_accuracy": result.metrics["val"]["accuracy"],
+            "phase1_seconds": result.metrics["phase1"]["seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder with train/ and val/ class folders")
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--image-size", type=int, default=299)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    ref = reference(args.data, args.weights, args.image_size, args.epochs, args.seed)
+    inc = ours(args.data, args.weights, args.image_size, args.epochs, args.seed)
+    result = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.processor() or platform.platform()}",
+              "data": str(args.data), "image_size": args.image_size, "epochs": args.epochs,
+              "reference": ref, "inceptune": inc, "speedup": ref["seconds"] / inc["seconds"]}
+    print(f"\nphase 1, {args.epochs} epochs at {args.image_size}x{args.image_size} on {args.data}")
+    print(f"{'':12}{'wall s':>10}{'val acc':>10}")
+    print(f"{'reference':12}{ref['seconds']:>10.1f}{ref['val_accuracy']:>10.4f}")
+    print(f"{'inceptune':12}{inc['seconds']:>10.1f}{inc['val_accuracy']:>10.4f}")
+    print(f"speedup: {result['speedup']:.1f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
