@@ -19,7 +19,9 @@ def test_missing_path_single_class_and_no_images_exit_2(tmp_path):
     assert "only one class" in one_sentence_error(run_cli("train", str(tmp_path / "single"), "--weights", "none"))
     (tmp_path / "textonly" / "a").mkdir(parents=True)
     (tmp_path / "textonly" / "a" / "notes.txt").write_text("x")
-    assert "No readable images" in one_sentence_error(run_cli("train", str(tmp_path / "textonly"), "--weights", "none"))
+    proc = run_cli("train", str(tmp_path / "textonly"), "--weights", "none", "--out", str(tmp_path / "run"))
+    assert "No readable images" in one_sentence_error(proc)
+    assert not (tmp_path / "run").exists()  # a rejected dataset leaves no empty run folder behind
 
 
 def test_bad_settings_exit_2(tmp_path):

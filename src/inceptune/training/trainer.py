@@ -59,11 +59,10 @@ class Trainer:
         check_image_size(c.image_size)
         if c.fine_tune_epochs > 0:
             check_block(c.unfreeze_from)
+        dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
         run = RunFolder.create(c.out or _default_out(c.data), overwrite=c.overwrite)
         console.info(f"Run folder: {run.path}")
         keras.utils.set_random_seed(c.seed)
-
-        dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
         weights = resolve_weights(c.weights)
         console.info(f"Weights: {weights.describe()}")
         classifier = build_classifier(build_backbone(weights, c.image_size), len(dataset.classes),
