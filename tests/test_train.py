@@ -115,3 +115,17 @@ def test_evaluate_command_on_the_test_split_and_on_other_folders(trained_run, sm
     (other / "ants" / "a.jpg").write_bytes(first_ant.read_bytes())
     proc = run_cli("evaluate", str(trained_run.run), str(other))
     assert proc.returncode == 2 and "class 'red', which the model does not know" in " ".join(proc.stderr.split())
+
+
+def test_a_run_whose_model_carries_code_is_refused(trained_run, tmp_path):
+    import shutil
+
+    import keras
+
+    run = tmp_path / "suspicious"
+    shutil.copytree(trained_run.run, run)
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(1, 2))[:, :1] * 0 + 0.5)(inputs)
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    proc = run_cli("predict", str(run), str(run / "labels.json"))
+    assert proc.returncode == 2 and "refuses to load it" in proc.stderr and "Traceback" not in proc.stderr

@@ -93,6 +93,15 @@ class RunFolder:
         return self.read_json("config.json")
 
     def load_model(self):
+        """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused."""
         import keras
 
-        return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
+        try:
+            return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
+        except ValueError as exc:
+            if "safe_mode" not in str(exc):
+                raise
+            raise UserError(
+                f"{self.model_path} contains Python code (a Lambda layer or similar) that could run anything, "
+                "so inceptune refuses to load it; load it yourself with safe_mode=False only if you trust its source."
+            ) from None
