@@ -49,10 +49,6 @@ class ScanResult:
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def splits_from_folders(self) -> set[str]:
-        return {r.split for r in self.records if r.split is not None}
-
 
 def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanResult:
     """Find and check every image under `root`.

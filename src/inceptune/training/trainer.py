@@ -144,8 +144,6 @@ class _Splits:
         data = self.data(split, kind)
         if data is None:
             return None
-        data.shuffle = False
-        data.on_epoch_end()
         probs = class_probabilities(model.predict(data, verbose=0))
         y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
         return {
