@@ -17,14 +17,17 @@ import keras
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier
 from inceptune.training.callbacks import KeepBest, ProgressBar
+from inceptune.features.extract import read_features
 from inceptune.training.data import CachedFeatures
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float) -> list[dict]:
-    """Phase 1: fit the head alone on pooled features (in memory when they fit)."""
+    """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
-    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, in_memory=True)
+    arrays = train.arrays_if_small()
+    classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache, train.kind))
+    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
@@ -37,12 +40,13 @@ def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures,
 
 
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
-         learning_rate: float, classifier: Classifier, extra: list | None = None, in_memory: bool = False) -> list[dict]:
+         learning_rate: float, classifier: Classifier, extra: list | None = None,
+         train_arrays=None) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
                   metrics=classifier.metrics())
     steps, batch_size = len(train), train.batch_size
-    if in_memory:  # Keras fits arrays with far less per-batch overhead than a PyDataset
-        train, val = train.arrays_if_small(), val.arrays_if_small() if val else None
+    if train_arrays is not None:  # Keras fits arrays with far less per-batch overhead than a PyDataset
+        train, val = train_arrays, val.arrays_if_small() if val else None
     monitor = "val_loss" if val else "loss"
     if phase == "head":
         baseline = float("inf")

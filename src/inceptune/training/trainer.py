@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from inceptune import __version__, console
 from inceptune.data.dataset import Dataset, load_dataset, write_manifest
 from inceptune.features.cache import FeatureCache, default_cache_dir
-from inceptune.features.extract import POOLED, activations_kind, extract_to_cache, read_features
+from inceptune.features.extract import POOLED, activations_kind, extract_to_cache
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
 from inceptune.models.classifier import Classifier, build_classifier, class_probabilities
 from inceptune.models.weights import resolve_weights
@@ -82,7 +82,6 @@ class Trainer:
         console.info(f"Features: {extraction.images} images, {extraction.from_cache} from cache, "
                      f"{extraction.computed} computed ({extraction.seconds:.1f}s).")
         splits = _Splits(dataset, classifier, cache, c)
-        classifier.adapt(read_features(dataset.split("train"), cache, POOLED))
         history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED),
                              c.epochs, c.learning_rate)
         phase1_seconds = time.perf_counter() - start
