@@ -19,7 +19,7 @@ from inceptune import console
 from inceptune.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Transfer learning with Inception-v3: train, predict, evaluate.")
+                  help="Transfer learning with Inception-v3: train, predict, evaluate, cross-validate, explain.")
 
 WeightsOpt = Annotated[str, typer.Option(
     "--weights", help="imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or a PATH to a weights file.")]
@@ -30,32 +30,93 @@ def _global(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only resu
     console.set_quiet(quiet)
 
 
+# Options shared by `train` and `cv` (cv runs the train recipe once per fold).
+ImageSizeOpt = Annotated[int, typer.Option(help="Images are resized to this square (75 or more).")]
+ValSplitOpt = Annotated[float, typer.Option(help="Fraction of each class for validation when there is no val/ folder.")]
+SeedOpt = Annotated[int, typer.Option(help="Fixes splits and initialisation.")]
+EpochsOpt = Annotated[int, typer.Option(help="Phase 1 epochs (head on cached features).")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Phase 1 learning rate.")]
+BatchOpt = Annotated[int, typer.Option(help="Batch size for extraction and training.")]
+DropoutOpt = Annotated[float, typer.Option(help="Dropout before the head's Dense layer.")]
+HeadUnitsOpt = Annotated[Optional[list[int]], typer.Option("--head-units", help="Hidden Dense layer size (repeatable), e.g. 1024.")]
+UnfreezeOpt = Annotated[str, typer.Option(help="First block to fine-tune in phase 2 (mixed0..mixed10).")]
+FineTuneEpochsOpt = Annotated[int, typer.Option(help="Phase 2 epochs; 0 skips fine-tuning.")]
+FineTuneLrOpt = Annotated[float, typer.Option(help="Phase 2 learning rate.")]
+PatienceOpt = Annotated[int, typer.Option(help="Phase 2 early-stopping patience (epochs without a lower val loss).")]
+CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
+MaxPixelsOpt = Annotated[int, typer.Option(help="Skip images with more pixels than this.")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace a finished run in --out.")]
+TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic views (flips, crops); 1 = none, up to 12.")]
+
+
 @app.command()
 def train(
     data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder to write (default runs/DATA-TIME).")] = None,
     weights: WeightsOpt = "imagenet",
-    image_size: Annotated[int, typer.Option(help="Images are resized to this square (75 or more).")] = 299,
-    val_split: Annotated[float, typer.Option(help="Fraction of each class for validation when there is no val/ folder.")] = 0.2,
+    image_size: ImageSizeOpt = 299,
+    val_split: ValSplitOpt = 0.2,
     test_split: Annotated[float, typer.Option(help="Fraction of each class held out for testing when there is no test/ folder.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Fixes splits and initialisation.")] = 1337,
-    epochs: Annotated[int, typer.Option(help="Phase 1 epochs (head on cached features).")] = 20,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Phase 1 learning rate.")] = 1e-3,
-    batch_size: Annotated[int, typer.Option(help="Batch size for extraction and training.")] = 32,
-    dropout: Annotated[float, typer.Option(help="Dropout before the head's Dense layer.")] = 0.2,
-    head_units: Annotated[Optional[list[int]], typer.Option("--head-units", help="Hidden Dense layer size (repeatable), e.g. 1024.")] = None,
-    unfreeze_from: Annotated[str, typer.Option(help="First block to fine-tune in phase 2 (mixed0..mixed10).")] = "mixed9",
-    fine_tune_epochs: Annotated[int, typer.Option(help="Phase 2 epochs; 0 skips fine-tuning.")] = 10,
-    fine_tune_lr: Annotated[float, typer.Option(help="Phase 2 learning rate.")] = 1e-5,
-    patience: Annotated[int, typer.Option(help="Phase 2 early-stopping patience (epochs without a lower val loss).")] = 3,
-    cache_dir: Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Skip images with more pixels than this.")] = 100_000_000,
-    overwrite: Annotated[bool, typer.Option(help="Replace a finished run in --out.")] = False,
+    seed: SeedOpt = 1337,
+    epochs: EpochsOpt = 20,
+    learning_rate: LrOpt = 1e-3,
+    batch_size: BatchOpt = 32,
+    dropout: DropoutOpt = 0.2,
+    head_units: HeadUnitsOpt = None,
+    unfreeze_from: UnfreezeOpt = "mixed9",
+    fine_tune_epochs: FineTuneEpochsOpt = 10,
+    fine_tune_lr: FineTuneLrOpt = 1e-5,
+    patience: PatienceOpt = 3,
+    cache_dir: CacheOpt = None,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    overwrite: OverwriteOpt = False,
+    tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
+    track: Annotated[Optional[str], typer.Option(help="Also log the run to an experiment tracker: mlflow.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
 ) -> None:
-    """Train a classifier: cached features, the head, then fine-tuning of the top blocks."""
+    """Train a classifier: cached features, the head, then fine-tuning of the top blocks; writes report.html."""
     settings = {k: v for k, v in locals().items() if k != "data"}
     settings["head_units"] = tuple(head_units or ())
+    from inceptune.tracking import check_tracker
+
+    check_tracker(track)
     inceptune.train(data, **settings)
+
+
+@app.command()
+def cv(
+    data: Annotated[str, typer.Argument(help="Folder of class subfolders (given splits are pooled).")],
+    folds: Annotated[int, typer.Option(help="Number of stratified folds.")] = 5,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for cv.json and report.html (default runs/cv-DATA-TIME).")] = None,
+    weights: WeightsOpt = "imagenet",
+    image_size: ImageSizeOpt = 299,
+    val_split: ValSplitOpt = 0.2,
+    seed: SeedOpt = 1337,
+    epochs: EpochsOpt = 20,
+    learning_rate: LrOpt = 1e-3,
+    batch_size: BatchOpt = 32,
+    dropout: DropoutOpt = 0.2,
+    head_units: HeadUnitsOpt = None,
+    unfreeze_from: UnfreezeOpt = "mixed9",
+    fine_tune_epochs: FineTuneEpochsOpt = 10,
+    fine_tune_lr: FineTuneLrOpt = 1e-5,
+    patience: PatienceOpt = 3,
+    cache_dir: CacheOpt = None,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    overwrite: OverwriteOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print cv.json.")] = False,
+) -> None:
+    """Stratified k-fold cross-validation of the whole train recipe, reusing cached features across folds."""
+    settings = {k: v for k, v in locals().items() if k not in ("data", "folds", "as_json")}
+    settings["head_units"] = tuple(head_units or ())
+    if out is None:
+        settings.pop("out")
+    result = inceptune.cross_validate(data, folds=folds, **settings)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for name, s in result["summary"].items():
+        print(f"{name:<18} {s['mean']:.4f} ± {s['std']:.4f}")
 
 
 @app.command()
@@ -67,12 +128,13 @@ def predict(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     weights: WeightsOpt = "imagenet",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    tta: TtaOpt = 1,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
     if model == "imagenet" and not Path("imagenet").is_dir():
         results = inceptune.predict_imagenet(inputs, top=top, weights=weights, batch_size=batch_size)
     else:
-        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size)
+        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta)
     _print_predictions(results, as_json, as_csv)
     if all("error" in r for r in results):
         raise UserError("None of the images could be read.")
@@ -83,22 +145,47 @@ def evaluate(
     run: Annotated[str, typer.Argument(help="A run folder.")],
     data: Annotated[Optional[str], typer.Argument(help="Folder of the same classes (default: the run's test split).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    tta: TtaOpt = 1,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
 ) -> None:
-    """Metrics of a run on its held-out test split or on another labelled folder."""
-    metrics = inceptune.evaluate(run, data)
+    """Metrics, plots and report.html of a run on its held-out test split or on another labelled folder."""
+    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta)
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
     from rich.table import Table
 
+    from inceptune.evaluation.metrics import SCALARS
+
     table = Table(title=f"{metrics['source']}: {metrics['images']} images")
-    for col in ("class", "precision", "recall", "f1-score", "support"):
+    for col in ("class", "precision", "recall", "f1", "ROC AUC", "support"):
         table.add_column(col, justify="right" if col != "class" else "left")
-    for name, row in [*metrics["per_class"].items(), ("macro avg", metrics["macro_avg"])]:
-        table.add_row(name, *(f"{row[k]:.3f}" for k in ("precision", "recall", "f1-score")), f"{row['support']:.0f}")
+    for name, row in [*metrics["per_class"].items(), ("macro avg", {**metrics["macro_avg"], "roc_auc": None})]:
+        table.add_row(name, *(_fmt(row[k]) for k in ("precision", "recall", "f1", "roc_auc")), str(row["support"]))
     console.console.print(table)
-    print(f"accuracy {metrics['accuracy']:.4f}  balanced accuracy {metrics['balanced_accuracy']:.4f}  "
-          f"log loss {metrics['log_loss']:.4f}")
+    print("  ".join(f"{name} {_fmt(metrics[name])}" for name in SCALARS))
+    print(f"plots and report.html: {Path(metrics.get('report', run))}")
+
+
+@app.command()
+def explain(
+    run: Annotated[str, typer.Argument(help="A run folder.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files and/or folders.")],
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the overlays (default RUN/explain).")] = None,
+    block: Annotated[str, typer.Option(help="Inception block whose output the heatmap shows (mixed0..mixed10).")] = "mixed10",
+    class_name: Annotated[Optional[str], typer.Option("--class", help="Explain this class (default: the predicted one).")] = None,
+) -> None:
+    """Grad-CAM heatmaps: where the model looked, saved as overlays."""
+    results = inceptune.explain(run, inputs, out=out, block=block, class_name=class_name)
+    for r in results:
+        print(f"{r['path']}: skipped ({r['error']})" if "error" in r else
+              f"{r['path']}: {r['class']} {r['probability']:.3f} -> {r['overlay']}")
+    if all("error" in r for r in results):
+        raise UserError("None of the images could be read.")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @app.command()

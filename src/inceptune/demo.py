@@ -55,7 +55,7 @@ def _draw(shape: str, rng: np.random.Generator, size: int) -> Image.Image:
 
 def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 150) -> dict:
     """Generate the shapes dataset, train, evaluate, predict; return the metrics."""
-    from inceptune.evaluation import evaluate
+    from inceptune.evaluation.evaluate import evaluate
     from inceptune.inference.predict import predict
     from inceptune.models.weights import resolve_weights
     from inceptune.training.trainer import train

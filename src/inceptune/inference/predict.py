@@ -7,17 +7,19 @@ import numpy as np
 from inceptune import console
 from inceptune.data.pipeline import image_batches
 from inceptune.inference.inputs import expand_inputs
+from inceptune.inference.tta import check_tta, with_tta
 from inceptune.models.classifier import class_probabilities
 from inceptune.runs import RunFolder
 
 
-def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32) -> list[dict]:
+def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32, tta: int = 1) -> list[dict]:
     """Classify images with the model of a run folder.
 
     Args:
         run: a run folder written by `train`.
         inputs: image files and/or folders of images.
         top: how many classes to rank per image.
+        tta: average over this many deterministic views (flips, crops); 1 = none.
 
     Returns:
         One dict per image, in input order: `path`, `top` (a list of
@@ -28,6 +30,7 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
         [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}, ...], ...}]
     """
+    check_tta(tta)
     folder = RunFolder.open(run)
     classes = folder.classes
     image_size = int(folder.config["image_size"])
@@ -39,7 +42,8 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
                 "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
-    return run_batches(paths, image_size, batch_size, lambda x: class_probabilities(model.predict_on_batch(x)), rank)
+    infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x)), tta)
+    return run_batches(paths, image_size, batch_size, infer, rank)
 
 
 def run_batches(paths: list[str], image_size: int, batch_size: int, infer, describe) -> list[dict]:

@@ -40,6 +40,10 @@ class TrainConfig:
     cache_dir: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
+    # --- tracking
+    tensorboard: bool = True  # TensorBoard logs in RUN/tensorboard
+    track: str | None = None  # "mlflow": log settings, metrics, plots and the model there too
+    tracking_uri: str | None = None  # MLflow tracking URI (default: MLflow's own, ./mlflow.db)
 
     def as_dict(self) -> dict:
         d = asdict(self)

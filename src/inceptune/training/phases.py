@@ -11,6 +11,7 @@ best validation epoch; phase 2 keeps phase 1's weights if it never beats them.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import keras
 
@@ -22,26 +23,27 @@ from inceptune.training.data import CachedFeatures
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
-               epochs: int, learning_rate: float) -> list[dict]:
+               epochs: int, learning_rate: float, log_dir: Path | None = None) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
     arrays = train.arrays_if_small()
     classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache, train.kind))
-    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays)
+    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays,
+                log_dir=log_dir)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
-              epochs: int, learning_rate: float, patience: int) -> list[dict]:
+              epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None) -> list[dict]:
     """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
     freeze(classifier.backbone, unfreeze_from)
     model = classifier.top_model(unfreeze_from)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val else "loss", patience=patience)
-    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop])
+    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop], log_dir=log_dir)
 
 
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
          learning_rate: float, classifier: Classifier, extra: list | None = None,
-         train_arrays=None) -> list[dict]:
+         train_arrays=None, log_dir: Path | None = None) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
                   metrics=classifier.metrics())
     steps, batch_size = len(train), train.batch_size
@@ -54,6 +56,8 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         baseline = model.evaluate(*_xy(val if val else train), verbose=0, return_dict=True)["loss"]
     keep, timer = KeepBest(monitor, baseline), _EpochTimer()
     x, y = _xy(train)
+    if log_dir is not None:  # TensorBoard: `tensorboard --logdir RUN/tensorboard`
+        extra = [*(extra or []), keras.callbacks.TensorBoard(str(Path(log_dir) / phase), write_graph=False)]
     history = model.fit(
         x, y, batch_size=None if y is None else batch_size, shuffle=True,
         validation_data=val, epochs=epochs, verbose=0,

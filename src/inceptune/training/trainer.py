@@ -1,7 +1,11 @@
 """`train`: a folder of images in, a fine-tuned Inception-v3 classifier and its run folder out.
 
-    files -> load_dataset -> extract_to_cache (one backbone pass per image)
-          -> train_head (phase 1) -> fine_tune (phase 2) -> evaluate -> run folder
+    files -> load_dataset -> extract_features (one backbone pass per image)
+          -> fit_two_phases: train_head (phase 1), fine_tune (phase 2)
+          -> write_evaluation (test split: metrics, plots, report.html) -> run folder
+
+`fit_two_phases` and the helpers around it are shared with `cv`, which
+runs the same recipe once per fold on the same cached features.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from inceptune import __version__, console
 from inceptune.data.dataset import Dataset, load_dataset, write_manifest
+from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.cache import FeatureCache, default_cache_dir
-from inceptune.features.extract import POOLED, activations_kind, extract_to_cache
+from inceptune.features.extract import POOLED, ExtractionStats, activations_kind, extract_to_cache
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
 from inceptune.models.classifier import Classifier, build_classifier, class_probabilities
-from inceptune.models.weights import resolve_weights
+from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunFolder
 from inceptune.training.config import TrainConfig
 from inceptune.training.data import CachedFeatures
@@ -44,10 +49,14 @@ def train(data: str, **settings) -> TrainResult:
         >>> result = inceptune.train("photos/", out="runs/photos", weights="imagenet")
         >>> result.metrics["val"]["accuracy"]
     """
+    return Trainer(make_config(data, settings)).run()
+
+
+def make_config(data: str, settings: dict) -> TrainConfig:
     unknown = set(settings) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise TypeError(f"unknown train settings: {', '.join(sorted(unknown))}")
-    return Trainer(TrainConfig(data=str(data), **settings)).run()
+    return TrainConfig(data=str(data), **settings)
 
 
 class Trainer:
@@ -56,73 +65,120 @@ class Trainer:
 
     def run(self) -> TrainResult:
         c = self.config
-        check_image_size(c.image_size)
-        if c.fine_tune_epochs > 0:
-            check_block(c.unfreeze_from)
+        check_settings(c)
         dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
         run = RunFolder.create(c.out or _default_out(c.data), overwrite=c.overwrite)
         console.info(f"Run folder: {run.path}")
-        keras.utils.set_random_seed(c.seed)
         weights = resolve_weights(c.weights)
         console.info(f"Weights: {weights.describe()}")
-        classifier = build_classifier(build_backbone(weights, c.image_size), len(dataset.classes),
-                                      c.image_size, c.dropout, tuple(c.head_units))
-        cache = FeatureCache(c.cache_dir or default_cache_dir(), {
-            "backbone": "inception_v3",
-            "weights": weights.fingerprint if weights.pretrained else f"random-seed-{c.seed}",
-            "image_size": c.image_size,
-            "resize": "bilinear-antialias",
-        })
+        classifier = new_classifier(weights, dataset, c)
+        cache = feature_cache(c, weights)
 
-        # === Phase 1: one backbone pass per image (cached), then the head ===
-        fine_tuning = c.fine_tune_epochs > 0
-        kinds = [POOLED] + ([activations_kind(c.unfreeze_from)] if fine_tuning else [])
-        start = time.perf_counter()
-        extraction = extract_to_cache(dataset.records, cache, classifier.backbone, kinds, c.image_size, c.batch_size)
-        console.info(f"Features: {extraction.images} images, {extraction.from_cache} from cache, "
-                     f"{extraction.computed} computed ({extraction.seconds:.1f}s).")
-        splits = _Splits(dataset, classifier, cache, c)
-        history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED),
-                             c.epochs, c.learning_rate)
-        phase1_seconds = time.perf_counter() - start
-        final_kind, final_model = POOLED, classifier.head_model()
-
-        # === Phase 2: fine-tune the top blocks on cached activations ===
-        phase2_seconds = 0.0
-        if fine_tuning:
-            start = time.perf_counter()
-            kind = activations_kind(c.unfreeze_from)
-            history += fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
-                                 c.fine_tune_epochs, c.fine_tune_lr, c.patience)
-            phase2_seconds = time.perf_counter() - start
-            final_kind, final_model = kind, classifier.top_model(c.unfreeze_from)
+        # === One backbone pass per image (cached), then both phases on cached data ===
+        extraction = extract_features(dataset, cache, classifier, c)
+        splits = SplitData(dataset, classifier, cache, c)
+        fitted = fit_two_phases(classifier, splits, c, log_dir=run.file("tensorboard") if c.tensorboard else None)
 
         # === Evaluate and write the run folder ===
-        evaluation = {split: splits.evaluate(final_model, split, final_kind) for split in ("val", "test")}
         metrics = {
-            **evaluation,
-            "phase1": {"seconds": round(phase1_seconds, 3), "features": extraction.as_dict()},
-            "phase2": {"seconds": round(phase2_seconds, 3),
-                       "epochs_run": sum(1 for h in history if h["phase"] == "fine-tune"),
-                       "kept": any(h["kept"] for h in history if h["phase"] == "fine-tune")},
+            **{split: splits.evaluate(fitted.model, split, fitted.kind) for split in ("val", "test")},
+            "phase1": {"seconds": round(extraction.seconds + fitted.phase1_seconds, 3),
+                       "features": extraction.as_dict()},
+            "phase2": {"seconds": round(fitted.phase2_seconds, 3),
+                       "epochs_run": sum(1 for h in fitted.history if h["phase"] == "fine-tune"),
+                       "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune")},
         }
-        self._write(run, dataset, classifier, history, metrics, weights)
+        self._write(run, dataset, classifier, fitted, splits, metrics, weights)
         _say_results(run, metrics)
+        if c.track:
+            from inceptune.tracking import log_run
+
+            log_run(run, c.track, c.tracking_uri)
         return TrainResult(run.path, metrics)
 
-    def _write(self, run: RunFolder, dataset: Dataset, classifier: Classifier, history, metrics, weights) -> None:
+    def _write(self, run: RunFolder, dataset: Dataset, classifier: Classifier, fitted: "Fitted",
+               splits: "SplitData", metrics: dict, weights: Weights) -> None:
         run.save_model(classifier.model)
         run.write_json("labels.json", {"classes": dataset.classes,
                                        "task": "binary" if classifier.binary else "multiclass"})
         run.write_json("config.json", {**self.config.as_dict(), "resolved_weights": weights.describe(),
                                        "weights_fingerprint": weights.fingerprint, "versions": _versions()})
-        run.write_rows("history.csv", history)
+        run.write_rows("history.csv", fitted.history)
         write_manifest(dataset, run.file("manifest.csv"))
         run.write_json("dataset.json", dataset.summary())
+        # The report: metrics and plots of the held-out split (test, else val), from the cached features.
+        split = "test" if dataset.split("test") else "val" if dataset.split("val") else None
+        if split:
+            metrics["report"] = {"split": split}
+            write_evaluation(run.path, dataset.split(split), dataset.classes,
+                             splits.probabilities(fitted.model, split, fitted.kind),
+                             folder=run, source=f"the {split} split")
         run.write_json("metrics.json", metrics)  # last: its presence marks a finished run
 
 
-class _Splits:
+def check_settings(c: TrainConfig) -> None:
+    check_image_size(c.image_size)
+    if c.fine_tune_epochs > 0:
+        check_block(c.unfreeze_from)
+
+
+def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classifier:
+    """A fresh classifier (backbone weights loaded anew), seeded by the config."""
+    keras.utils.set_random_seed(c.seed)
+    return build_classifier(build_backbone(weights, c.image_size), len(dataset.classes), c.image_size, c.dropout,
+                            tuple(c.head_units))
+
+
+def feature_cache(c: TrainConfig, weights: Weights) -> FeatureCache:
+    return FeatureCache(c.cache_dir or default_cache_dir(), {
+        "backbone": "inception_v3",
+        "weights": weights.fingerprint if weights.pretrained else f"random-seed-{c.seed}",
+        "image_size": c.image_size,
+        "resize": "bilinear-antialias",
+    })
+
+
+def feature_kinds(c: TrainConfig) -> list[str]:
+    """What one backbone pass must cache: pooled features, and the activations phase 2 starts from."""
+    return [POOLED] + ([activations_kind(c.unfreeze_from)] if c.fine_tune_epochs > 0 else [])
+
+
+def extract_features(dataset: Dataset, cache: FeatureCache, classifier: Classifier,
+                     c: TrainConfig) -> ExtractionStats:
+    stats = extract_to_cache(dataset.records, cache, classifier.backbone, feature_kinds(c), c.image_size,
+                             c.batch_size)
+    console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, "
+                 f"{stats.computed} computed ({stats.seconds:.1f}s).")
+    return stats
+
+
+@dataclass
+class Fitted:
+    history: list[dict]
+    kind: str  # the cached feature kind the final model takes
+    model: keras.Model  # cached features of `kind` -> probabilities (shares weights with classifier.model)
+    phase1_seconds: float
+    phase2_seconds: float
+
+
+def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, log_dir: Path | None = None) -> Fitted:
+    """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `c.unfreeze_from`)."""
+    start = time.perf_counter()
+    history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), c.epochs,
+                         c.learning_rate, log_dir=log_dir)
+    phase1 = time.perf_counter() - start
+    kind, model, phase2 = POOLED, classifier.head_model(), 0.0
+    if c.fine_tune_epochs > 0:
+        start = time.perf_counter()
+        kind = activations_kind(c.unfreeze_from)
+        history += fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
+                             c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir)
+        phase2 = time.perf_counter() - start
+        model = classifier.top_model(c.unfreeze_from)
+    return Fitted(history, kind, model, phase1, phase2)
+
+
+class SplitData:
     """Labels and cached-feature datasets per split."""
 
     def __init__(self, dataset: Dataset, classifier: Classifier, cache: FeatureCache, config: TrainConfig):
@@ -139,11 +195,14 @@ class _Splits:
         return CachedFeatures(records, self.labels(split), self.cache, kind, self.config.batch_size,
                               shuffle=split == "train", seed=self.config.seed)
 
+    def probabilities(self, model: keras.Model, split: str, kind: str) -> np.ndarray:
+        """(N, classes) probabilities of the split's images, in `dataset.split(split)` order."""
+        return class_probabilities(model.predict(self.data(split, kind), verbose=0))
+
     def evaluate(self, model: keras.Model, split: str, kind: str) -> dict | None:
-        data = self.data(split, kind)
-        if data is None:
+        if not self.dataset.split(split):
             return None
-        probs = class_probabilities(model.predict(data, verbose=0))
+        probs = self.probabilities(model, split, kind)
         y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
         return {
             "images": int(len(y)),
@@ -171,4 +230,4 @@ def _say_results(run: RunFolder, metrics: dict) -> None:
         m = metrics.get(split)
         if m:
             console.info(f"{split}: accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} ({m['images']} images)")
-    console.info(f"Saved the model and its report files in {run.path}/")
+    console.info(f"Saved the model, report.html and plots in {run.path}/")

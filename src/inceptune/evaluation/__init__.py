@@ -1,0 +1,1 @@
+"""Evaluation: metrics (scikit-learn), plots (matplotlib) and the HTML report."""

@@ -1,0 +1,135 @@
+"""Pictures of a run: training curves, confusion matrices, ROC and precision-recall
+curves, the reliability diagram and a gallery of the most confidently wrong images.
+
+Each function draws one PNG with matplotlib (Agg, no display needed) and
+writes it atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
+
+from inceptune.atomic import atomic_path  # noqa: E402
+from inceptune.data.images import load_image  # noqa: E402
+from inceptune.errors import ImageError  # noqa: E402
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def training_curves(history: list[dict], path) -> Path:
+    """Loss and accuracy per epoch, train and validation, across both phases (boundary marked)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [row.get(prefix + metric) for row in history]
+            if any(v is not None and v == v for v in values):
+                ax.plot(epochs, [np.nan if v is None else v for v in values], style, marker=".",
+                        label=("validation " if prefix else "train ") + metric)
+        boundaries = [i for i in range(1, len(history)) if history[i]["phase"] != history[i - 1]["phase"]]
+        for b in boundaries:
+            ax.axvline(b + 0.5, color="gray", linestyle=":", linewidth=1)
+            ax.text(b + 0.6, ax.get_ylim()[1], f" {history[b]['phase']}", va="top", fontsize=8, color="gray")
+        kept = [i + 1 for i, row in enumerate(history) if row.get("kept") in (True, "True")]
+        for k in kept:
+            ax.axvline(k, color="green", alpha=0.25, linewidth=3)
+        ax.set_xlabel("epoch (phase 1, then fine-tuning)")
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Training curves (green: weights kept)")
+    return save_figure(fig, path)
+
+
+def confusion_matrices(matrix: list[list[int]], classes: list[str], path) -> Path:
+    """The confusion matrix in counts and normalised by true class, side by side."""
+    cm = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(classes) + 3)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
+    for ax, values, title, fmt in ((axes[0], cm, "counts", "d"), (axes[1], normalised, "normalised by true class",
+                                                                      ".2f")):
+        ConfusionMatrixDisplay(values, display_labels=classes).plot(ax=ax, values_format=fmt, colorbar=False,
+                                                                     xticks_rotation=45, cmap="Blues")
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def roc_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path) -> Path:
+    """ROC curve: of the positive class for two classes, one-vs-rest per class for more."""
+    return _curves(RocCurveDisplay, y_true, probs, classes, path, "ROC curve")
+
+
+def precision_recall_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path) -> Path:
+    return _curves(PrecisionRecallDisplay, y_true, probs, classes, path, "Precision-recall curve")
+
+
+def _curves(display, y_true, probs, classes, path, title) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 5))
+    shown = [1] if len(classes) == 2 else range(len(classes))
+    for i in shown:
+        positives = y_true == i
+        if positives.all() or not positives.any():
+            continue  # undefined for a class with no positives (or no negatives)
+        display.from_predictions(positives, probs[:, i], name=classes[i], ax=ax)
+    if display is RocCurveDisplay:
+        ax.plot([0, 1], [0, 1], ":", color="gray")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    else:
+        ax.set(xlabel="recall", ylabel="precision")
+    ax.set_title(title + ("" if len(classes) == 2 else " (one vs rest)"))
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def reliability_diagram(bins: list[dict], ece: float, path) -> Path:
+    """Accuracy against confidence per bin: a calibrated model follows the diagonal."""
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    width = [b["high"] - b["low"] for b in bins]
+    lows = [b["low"] for b in bins]
+    ax.bar(lows, [b["accuracy"] for b in bins], width=width, align="edge", edgecolor="black", alpha=0.7,
+           label="accuracy")
+    ax.plot([b["confidence"] for b in bins], [b["confidence"] for b in bins], "r.", label="mean confidence")
+    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability diagram (ECE {ece:.3f})")
+    ax.legend(fontsize=8, loc="upper left")
+    hist.bar(lows, [b["count"] for b in bins], width=width, align="edge", edgecolor="black", color="gray")
+    hist.set_xlabel("confidence of the predicted class")
+    hist.set_ylabel("images")
+    hist.set_xlim(0, 1)
+    return save_figure(fig, path)
+
+
+def error_gallery(errors: list[dict], path, columns: int = 4) -> Path:
+    """Thumbnails of misclassified images: `errors` holds path, true, predicted and confidence."""
+    rows = max(1, math.ceil(len(errors) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if not errors:
+        axes[0, 0].text(0, 0.5, "No misclassified images.", fontsize=12)
+    for ax, e in zip(axes.flat, errors):
+        try:
+            ax.imshow(load_image(e["path"]))
+        except (ImageError, OSError):
+            ax.text(0.5, 0.5, "(image unavailable)", ha="center")
+        ax.set_title(f"true: {e['true']}\npredicted: {e['predicted']} ({e['confidence']:.2f})", fontsize=9,
+                     color="darkred")
+    fig.suptitle("Most confidently wrong")
+    return save_figure(fig, path)

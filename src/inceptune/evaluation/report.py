@@ -1,0 +1,45 @@
+"""`report.html`: one self-contained page (pictures embedded) with a run's settings,
+dataset, metrics and plots, rendered from the Jinja template in `resources/`."""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from inceptune import __version__
+from inceptune.atomic import atomic_write_text
+from inceptune.evaluation.metrics import SCALARS
+
+
+def write_report(path: str | os.PathLike, title: str, *, figures: list[tuple[Path, str]] = (),
+                 metrics: dict | None = None, dataset: dict | None = None, settings: dict | None = None,
+                 cv: dict | None = None, source: str | None = None) -> Path:
+    """Render the report; `figures` are (PNG path, caption) pairs, embedded as data URIs."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(resources.files("inceptune.resources").joinpath("report.html.j2").read_text("utf-8"))
+    scalars = []
+    if metrics:
+        scalars = [(name, _fmt(metrics.get(name))) for name in SCALARS]
+        scalars += [(f"top-{k} accuracy", _fmt(v)) for k, v in metrics.get("top_k_accuracy", {}).items() if k != "1"]
+        scalars.append(("images", metrics["images"]))
+    html = template.render(
+        title=title, version=__version__, written=f"{datetime.now():%Y-%m-%d %H:%M}", source=source,
+        metrics=metrics, scalars=scalars, cv=cv, dataset=dataset,
+        settings={k: v for k, v in (settings or {}).items() if k != "versions"},
+        figures=[{"data": base64.b64encode(Path(p).read_bytes()).decode("ascii"), "caption": caption}
+                 for p, caption in figures if Path(p).is_file()],
+        fmt=_fmt,
+    )
+    atomic_write_text(path, html)
+    return Path(path)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
