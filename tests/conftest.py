@@ -96,3 +96,20 @@ def trained_run(small_hymenoptera, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "small"
     return inceptune.train(str(small_hymenoptera), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
                            epochs=15, fine_tune_epochs=2, test_split=0.2, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def small_flowers(tmp_path_factory) -> Path:
+    if not FLOWERS.is_dir():
+        pytest.skip(f"needs {FLOWERS}")
+    return copy_subset(FLOWERS, tmp_path_factory.mktemp("flowers-small"), per_class=12)
+
+
+@pytest.fixture(scope="session")
+def flowers_run(small_flowers, tmp_path_factory):
+    """A five-class run at 150x150 on 60 flowers5 images (a third held out for testing), both phases."""
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"needs {SHARED_WEIGHTS}")
+    out = tmp_path_factory.mktemp("runs") / "flowers"
+    return inceptune.train(str(small_flowers), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
+                           epochs=15, fine_tune_epochs=1, val_split=0.2, test_split=0.34, batch_size=16)

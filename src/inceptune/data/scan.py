@@ -50,7 +50,7 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanResult:
+def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, min_classes: int = 2) -> ScanResult:
     """Find and check every image under `root`.
 
     Raises:
@@ -83,7 +83,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) 
 
     records = _check_files(candidates, skipped, max_pixels)
     result = ScanResult(str(root_path), layout, records, skipped, warnings)
-    _check_classes(result, top if layout == "classes" else None, split_dirs)
+    _check_classes(result, top if layout == "classes" else None, split_dirs, min_classes)
     return result
 
 
@@ -177,7 +177,8 @@ def _check_files(candidates, skipped, max_pixels) -> list[ImageRecord]:
     return records
 
 
-def _check_classes(result: ScanResult, class_dirs: list[Path] | None, split_dirs: dict[str, Path]) -> None:
+def _check_classes(result: ScanResult, class_dirs: list[Path] | None, split_dirs: dict[str, Path],
+                   min_classes: int) -> None:
     root = result.root
     if not result.records:
         detail = f" ({len(result.skipped)} files skipped, e.g. {result.skipped[0].path}: {result.skipped[0].reason})" if result.skipped else ""
@@ -207,7 +208,7 @@ def _check_classes(result: ScanResult, class_dirs: list[Path] | None, split_dirs
             missing = sorted(set(classes) - labels)
             if missing and split != "train":
                 result.warnings.append(f"the {split}/ split has no images of class {', '.join(missing)}")
-    if len(classes) < 2:
+    if len(classes) < min_classes or not classes:
         only = f" ('{classes[0]}')" if classes else ""
         raise UserError(
             f"Found only one class{only} with images in {root}; a classifier needs at least two class folders."

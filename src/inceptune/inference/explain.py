@@ -26,7 +26,11 @@ from inceptune.runs import RunFolder
 
 
 class GradCam:
-    """Grad-CAM for a classifier saved by inceptune (raw pixels in, probabilities out)."""
+    """Grad-CAM for a classifier saved by inceptune (raw pixels in, probabilities out).
+
+    The map is min-max scaled on the block's grid (as e.g. pytorch-grad-cam
+    shows it), then resized bilinearly to the image.
+    """
 
     def __init__(self, model: keras.Model, image_size: int, block: str = "mixed10"):
         check_block(block)
@@ -61,6 +65,7 @@ class GradCam:
         weights = keras.ops.mean(grads, axis=(1, 2), keepdims=True)
         cam = keras.ops.relu(keras.ops.sum(activations * weights, axis=-1))[0]
         cam = keras.ops.convert_to_numpy(cam)
+        cam = cam - cam.min()  # scaled to [0, 1] over the image, as Grad-CAM maps are usually shown
         cam = cam / cam.max() if cam.max() > 0 else cam
         h, w = image.shape[:2]
         heatmap = keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], (h, w), interpolation="bilinear"))
