@@ -29,10 +29,12 @@ def main() -> None:
     parser.add_argument("--weights", required=True)
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--fine-tune-epochs", type=int, default=10, help="train's default: 10")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        common = dict(weights=args.weights, image_size=args.image_size, cache_dir=f"{tmp}/cache")
+        common = dict(weights=args.weights, image_size=args.image_size, cache_dir=f"{tmp}/cache",
+                      fine_tune_epochs=args.fine_tune_epochs)
         start = time.perf_counter()
         trained = inceptune.train(args.data, out=f"{tmp}/run", **common)
         train_seconds = time.perf_counter() - start
@@ -43,6 +45,7 @@ def main() -> None:
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
         "data": args.data, "image_size": args.image_size, "folds": args.folds,
+        "fine_tune_epochs": args.fine_tune_epochs,
         "train_seconds": round(train_seconds, 1), "cv_seconds": round(cv_seconds, 1),
         "ratio_cv_over_train": round(cv_seconds / train_seconds, 2),
         "train_test_accuracy": trained.metrics["test"]["accuracy"] if trained.metrics.get("test") else None,

@@ -81,35 +81,38 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subproce
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def _subset(source: Path, tmp_path_factory, per_class: int) -> Path:
+    if not source.is_dir():
+        pytest.skip(f"needs {source}")
+    return copy_subset(source, tmp_path_factory.mktemp(f"{source.name}-small"), per_class=per_class)
+
+
+def _small_run(data: Path, tmp_path_factory, name: str, **settings):
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"needs {SHARED_WEIGHTS}")
+    out = tmp_path_factory.mktemp("runs") / name
+    return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
+                           epochs=15, batch_size=16, **settings)
+
+
 @pytest.fixture(scope="session")
 def small_hymenoptera(tmp_path_factory) -> Path:
-    if not HYMENOPTERA.is_dir():
-        pytest.skip(f"needs {HYMENOPTERA}")
-    return copy_subset(HYMENOPTERA, tmp_path_factory.mktemp("hymenoptera-small"), per_class=30)
+    return _subset(HYMENOPTERA, tmp_path_factory, per_class=30)
 
 
 @pytest.fixture(scope="session")
 def trained_run(small_hymenoptera, tmp_path_factory):
     """A run trained at 150x150 on 60 train / 60 val images with the shared weights, both phases."""
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"needs {SHARED_WEIGHTS}")
-    out = tmp_path_factory.mktemp("runs") / "small"
-    return inceptune.train(str(small_hymenoptera), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
-                           epochs=15, fine_tune_epochs=2, test_split=0.2, batch_size=16)
+    return _small_run(small_hymenoptera, tmp_path_factory, "small", fine_tune_epochs=2, test_split=0.2)
 
 
 @pytest.fixture(scope="session")
 def small_flowers(tmp_path_factory) -> Path:
-    if not FLOWERS.is_dir():
-        pytest.skip(f"needs {FLOWERS}")
-    return copy_subset(FLOWERS, tmp_path_factory.mktemp("flowers-small"), per_class=12)
+    return _subset(FLOWERS, tmp_path_factory, per_class=12)
 
 
 @pytest.fixture(scope="session")
 def flowers_run(small_flowers, tmp_path_factory):
     """A five-class run at 150x150 on 60 flowers5 images (a third held out for testing), both phases."""
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"needs {SHARED_WEIGHTS}")
-    out = tmp_path_factory.mktemp("runs") / "flowers"
-    return inceptune.train(str(small_flowers), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
-                           epochs=15, fine_tune_epochs=1, val_split=0.2, test_split=0.34, batch_size=16)
+    return _small_run(small_flowers, tmp_path_factory, "flowers", fine_tune_epochs=1, val_split=0.2,
+                      test_split=0.34)
