@@ -1,0 +1,1 @@
+"""Inception networks from scratch: building blocks, whole networks, their cost and diagrams."""
