@@ -19,7 +19,7 @@ from inceptune import console
 from inceptune.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Transfer learning with Inception-v3: train, predict, evaluate, cross-validate, explain.")
+                  help="Transfer learning with Inception-v3 (train, predict, evaluate, cv, explain), and Inception networks from scratch (build, train --arch).")
 
 WeightsOpt = Annotated[str, typer.Option(
     "--weights", help="imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or a PATH to a weights file.")]
@@ -42,7 +42,7 @@ HeadUnitsOpt = Annotated[Optional[list[int]], typer.Option("--head-units", help=
 UnfreezeOpt = Annotated[str, typer.Option(help="First block to fine-tune in phase 2 (mixed0..mixed10).")]
 FineTuneEpochsOpt = Annotated[int, typer.Option(help="Phase 2 epochs; 0 skips fine-tuning.")]
 FineTuneLrOpt = Annotated[float, typer.Option(help="Phase 2 learning rate.")]
-PatienceOpt = Annotated[int, typer.Option(help="Phase 2 early-stopping patience (epochs without a lower val loss).")]
+PatienceOpt = Annotated[int, typer.Option(help="Phase 2 early-stopping patience (epochs without a lower val loss); at least 10 with --arch.")]
 CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
 MaxPixelsOpt = Annotated[int, typer.Option(help="Skip images with more pixels than this.")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace a finished run in --out.")]
@@ -51,7 +51,7 @@ TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic
 
 @app.command()
 def train(
-    data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders.")],
+    data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders; with --arch also X.npy+y.npy or a FER-style CSV.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder to write (default runs/DATA-TIME).")] = None,
     weights: WeightsOpt = "imagenet",
     image_size: ImageSizeOpt = 299,
@@ -73,6 +73,9 @@ def train(
     tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
     track: Annotated[Optional[str], typer.Option(help="Also log the run to an experiment tracker: mlflow.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Train this network from scratch (with --weights none): inception-v3, googlenet, mini-inception, single-module.")] = None,
+    channels: Annotated[int, typer.Option(help="With --arch: 1 for a grayscale network, 3 for RGB.")] = 3,
+    width: Annotated[float, typer.Option(help="With --arch inception-v3 or mini-inception: filter multiplier.")] = 1.0,
 ) -> None:
     """Train a classifier: cached features, the head, then fine-tuning of the top blocks; writes report.html."""
     settings = {k: v for k, v in locals().items() if k != "data"}
@@ -182,6 +185,46 @@ def explain(
               f"{r['path']}: {r['class']} {r['probability']:.3f} -> {r['overlay']}")
     if all("error" in r for r in results):
         raise UserError("None of the images could be read.")
+
+
+@app.command()
+def build(
+    arch: Annotated[str, typer.Argument(help="inception-v3, googlenet, mini-inception or single-module.")],
+    input_shape: Annotated[str, typer.Option(help="H,W,C, e.g. 299,299,3 or 48,48,1.")] = "299,299,3",
+    classes: Annotated[int, typer.Option(help="Number of output classes.")] = 1000,
+    width: Annotated[Optional[float], typer.Option(help="Filter multiplier (inception-v3, mini-inception).")] = None,
+    aux: Annotated[bool, typer.Option(help="GoogLeNet: add the two auxiliary classifiers.")] = False,
+    plot: Annotated[Optional[str], typer.Option(help="Draw the architecture to FILE.png or FILE.svg (needs Graphviz).")] = None,
+    summary: Annotated[bool, typer.Option(help="Print the layer-by-layer summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Build an Inception network: parameter and multiply-accumulate counts, summary and diagram."""
+    inceptune._import_tensorflow_quietly()
+    from inceptune.architectures.networks import build_network
+    from inceptune.architectures.profile import describe, plot as draw
+
+    try:
+        shape = tuple(int(v) for v in input_shape.split(","))
+    except ValueError:
+        raise UserError(f"--input-shape must be H,W,C numbers, e.g. 299,299,3; got {input_shape}.") from None
+    options = {**({"width": width} if width is not None else {}), **({"aux_classifiers": True} if aux else {})}
+    try:
+        model = build_network(arch, shape, classes, **options)
+    except TypeError:
+        raise UserError(f"{arch} takes none of {', '.join('--' + k.split('_')[0] for k in options)}.") from None
+    info = describe(model)
+    if summary:
+        model.summary(print_fn=lambda line, **_: print(line))
+    if plot:
+        info["plot"] = str(draw(model, plot))
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"{info['name']}: input {'x'.join(map(str, info['input_shape']))}, {info['layers']} layers")
+    print(f"parameters: {info['parameters']:,} ({info['trainable_parameters']:,} trainable)")
+    print(f"multiply-accumulates: {info['macs']:,} ({info['macs'] / 1e9:.2f} G) per image")
+    if plot:
+        print(f"diagram: {plot}")
 
 
 def _fmt(value) -> str:

@@ -50,6 +50,9 @@ def evaluate(run: str, data: str | None = None, split: str = "test", batch_size:
     folder = RunFolder.open(run)
     classes = folder.classes
     if data is None:
+        if folder.config.get("data_kind") == "arrays":
+            raise UserError(f"The run {run} was trained on arrays, whose {split} metrics are in its report.html; "
+                            "pass a folder of labelled images to evaluate on.")
         records = [r for r in read_manifest(folder.file("manifest.csv")) if r.split == split]
         if not records:
             raise UserError(f"The run {run} has no {split} split; pass a folder of labelled images to evaluate on.")
@@ -78,14 +81,15 @@ def _labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 
 
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
-                     folder: RunFolder, source: str, extra: dict | None = None) -> dict:
+                     folder: RunFolder, source: str, extra: dict | None = None,
+                     images: np.ndarray | None = None) -> dict:
     """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`."""
     target = Path(target)
     y_true = np.array([classes.index(r.label) for r in records])
     metrics = {"source": source, **classification_metrics(y_true, probs, classes), **(extra or {}),
                "report": str(target / "report.html")}
     _write_predictions(target / "predictions.csv", records, classes, probs)
-    figures = _draw(target, folder, records, classes, y_true, probs, metrics)
+    figures = _draw(target, folder, records, classes, y_true, probs, metrics, images)
     atomic_write_json(target / "evaluation.json", metrics)
     write_report(target / "report.html", f"inceptune run {folder.path.name}", figures=figures, metrics=metrics,
                  dataset=_read_optional(folder, "dataset.json"), settings=_read_optional(folder, "config.json"),
@@ -93,7 +97,8 @@ def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str
     return metrics
 
 
-def _draw(target: Path, folder: RunFolder, records, classes, y_true, probs, metrics) -> list[tuple[Path, str]]:
+def _draw(target: Path, folder: RunFolder, records, classes, y_true, probs, metrics,
+          images) -> list[tuple[Path, str]]:
     figures = []
     if folder.file("history.csv").is_file():
         history = _read_history(folder.file("history.csv"))
@@ -108,18 +113,20 @@ def _draw(target: Path, folder: RunFolder, records, classes, y_true, probs, metr
          "Precision-recall curves"),
         (plots.reliability_diagram(metrics["calibration_bins"], metrics["ece"], target / "reliability_diagram.png"),
          "Reliability diagram"),
-        (plots.error_gallery(_confident_errors(records, classes, y_true, probs), target / "errors.png"),
+        (plots.error_gallery(_confident_errors(records, classes, y_true, probs, images), target / "errors.png"),
          "Most confidently wrong images"),
     ]
     return figures
 
 
-def _confident_errors(records, classes, y_true, probs) -> list[dict]:
+def _confident_errors(records, classes, y_true, probs, images=None) -> list[dict]:
+    """The most confidently wrong predictions; `images` (arrays aligned with records) when there are no files."""
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != y_true)
     wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:GALLERY_SIZE]
     return [{"path": records[i].path, "true": classes[y_true[i]], "predicted": classes[predicted[i]],
-             "confidence": float(probs[i, predicted[i]])} for i in wrong]
+             "confidence": float(probs[i, predicted[i]]), **({"image": images[i]} if images is not None else {})}
+            for i in wrong]
 
 
 def _write_predictions(path: Path, records, classes, probs) -> None:

@@ -35,7 +35,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
     hand (AUC when a class is absent) are None.
     """
     y_true = np.asarray(y_true, dtype=int)
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = as_probabilities(probs)
     labels = list(range(len(classes)))
     y_pred = probs.argmax(axis=1)
     report = classification_report(y_true, y_pred, labels=labels, target_names=classes, output_dict=True,
@@ -77,6 +77,12 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
         "classes": list(classes),
     }
     return metrics
+
+
+def as_probabilities(outputs) -> np.ndarray:
+    """Float64 rows that sum to one (float32 softmax outputs miss by rounding, which log_loss warns about)."""
+    probs = np.clip(np.asarray(outputs, dtype=np.float64), 0.0, None)
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = CALIBRATION_BINS) -> tuple[float, list[dict]]:

@@ -126,7 +126,8 @@ def error_gallery(errors: list[dict], path, columns: int = 4) -> Path:
         axes[0, 0].text(0, 0.5, "No misclassified images.", fontsize=12)
     for ax, e in zip(axes.flat, errors):
         try:
-            ax.imshow(load_image(e["path"]))
+            image = e["image"] if "image" in e else load_image(e["path"])
+            ax.imshow(image.squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1 else None)
         except (ImageError, OSError):
             ax.text(0.5, 0.5, "(image unavailable)", ha="center")
         ax.set_title(f"true: {e['true']}\npredicted: {e['predicted']} ({e['confidence']:.2f})", fontsize=9,

@@ -123,4 +123,4 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     outputs = np.asarray(outputs, dtype=np.float64)
     if outputs.ndim == 2 and outputs.shape[1] == 1:
         return np.concatenate([1.0 - outputs, outputs], axis=1)
-    return outputs
+    return outputs / outputs.sum(axis=1, keepdims=True)  # float32 softmax rows miss 1 by rounding

@@ -35,7 +35,11 @@ class TrainConfig:
     unfreeze_from: str = "mixed9"
     fine_tune_epochs: int = 10
     fine_tune_lr: float = 1e-5
-    patience: int = 3
+    patience: int = 3  # fine-tuning; from scratch (--arch) waits SCRATCH_PATIENCE epochs unless set higher
+    # --- from scratch (train --arch NAME --weights none)
+    arch: str | None = None  # None: the pretrained Inception-v3 recipe above
+    channels: int = 3  # 1: grayscale network (RGB inputs converted inside the model)
+    width: float = 1.0  # filter multiplier for inception-v3 and mini-inception
     # --- engineering
     cache_dir: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS

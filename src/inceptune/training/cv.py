@@ -33,13 +33,13 @@ from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder
 from inceptune.training.trainer import (
     SplitData,
-    _versions,
     check_settings,
     extract_features,
     feature_cache,
     fit_two_phases,
     make_config,
     new_classifier,
+    versions,
 )
 
 
@@ -90,7 +90,7 @@ def cross_validate(data: str, folds: int = 5, **settings) -> dict:
         "data": dataset.root, "folds": folds, "classes": dataset.classes, "images": len(pooled),
         "summary": summarize_folds(per_fold), "per_fold": per_fold,
         "seconds": round(time.perf_counter() - start, 3), "features": extraction.as_dict(),
-        "settings": {**c.as_dict(), "folds": folds, "resolved_weights": weights.describe(), "versions": _versions()},
+        "settings": {**c.as_dict(), "folds": folds, "resolved_weights": weights.describe(), "versions": versions()},
     }
     atomic_write_json(out.file("cv.json"), result)
     write_report(out.file("report.html"), f"inceptune cross-validation of {Path(dataset.root).name}", cv=result,

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from inceptune import __version__, console
 from inceptune.data.dataset import Dataset, load_dataset, write_manifest
+from inceptune.errors import UserError
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.cache import FeatureCache, default_cache_dir
 from inceptune.features.extract import POOLED, ExtractionStats, activations_kind, extract_to_cache
@@ -49,7 +50,17 @@ def train(data: str, **settings) -> TrainResult:
         >>> result = inceptune.train("photos/", out="runs/photos", weights="imagenet")
         >>> result.metrics["val"]["accuracy"]
     """
-    return Trainer(make_config(data, settings)).run()
+    config = make_config(data, settings)
+    if config.arch:
+        from inceptune.training.scratch import ScratchTrainer
+
+        return ScratchTrainer(config).run()
+    from inceptune.data.arrays import is_array_source
+
+    if is_array_source(config.data):
+        raise UserError(f"{config.data} holds arrays; train on arrays with --arch NAME --weights none "
+                        "(the pretrained recipe reads folders of images).")
+    return Trainer(config).run()
 
 
 def make_config(data: str, settings: dict) -> TrainConfig:
@@ -67,7 +78,7 @@ class Trainer:
         c = self.config
         check_settings(c)
         dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
-        run = RunFolder.create(c.out or _default_out(c.data), overwrite=c.overwrite)
+        run = RunFolder.create(c.out or default_out(c.data), overwrite=c.overwrite)
         console.info(f"Run folder: {run.path}")
         weights = resolve_weights(c.weights)
         console.info(f"Weights: {weights.describe()}")
@@ -89,7 +100,7 @@ class Trainer:
                        "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune")},
         }
         self._write(run, dataset, classifier, fitted, splits, metrics, weights)
-        _say_results(run, metrics)
+        say_results(run, metrics)
         if c.track:
             from inceptune.tracking import log_run
 
@@ -102,7 +113,7 @@ class Trainer:
         run.write_json("labels.json", {"classes": dataset.classes,
                                        "task": "binary" if classifier.binary else "multiclass"})
         run.write_json("config.json", {**self.config.as_dict(), "resolved_weights": weights.describe(),
-                                       "weights_fingerprint": weights.fingerprint, "versions": _versions()})
+                                       "weights_fingerprint": weights.fingerprint, "versions": versions()})
         run.write_rows("history.csv", fitted.history)
         write_manifest(dataset, run.file("manifest.csv"))
         run.write_json("dataset.json", dataset.summary())
@@ -211,11 +222,11 @@ class SplitData:
         }
 
 
-def _default_out(data: str) -> str:
+def default_out(data: str) -> str:
     return str(Path("runs") / f"{Path(data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")
 
 
-def _versions() -> dict:
+def versions() -> dict:
     import PIL
     import sklearn
     import tensorflow as tf
@@ -225,7 +236,7 @@ def _versions() -> dict:
             "scikit-learn": sklearn.__version__}
 
 
-def _say_results(run: RunFolder, metrics: dict) -> None:
+def say_results(run: RunFolder, metrics: dict) -> None:
     for split in ("val", "test"):
         m = metrics.get(split)
         if m:
