@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def make_image(path: Path, color=(200, 30, 30), size=(64, 48), mode="RGB", fmt=N
     """Write a small synthetic image: a coloured shape on a gray noisy background."""
     from PIL import Image, ImageDraw
 
-    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(path.name.encode()))  # the same pixels in every run
     background = rng.normal(128, 20, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
     img = Image.fromarray(background)
     draw = ImageDraw.Draw(img)
@@ -93,6 +94,15 @@ def _small_run(data: Path, tmp_path_factory, name: str, **settings):
     out = tmp_path_factory.mktemp("runs") / name
     return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
                            epochs=15, batch_size=16, **settings)
+
+
+def one_sentence_error(proc) -> str:
+    """Assert a process failed the user-error way (exit 2, one `error:` line, no traceback); its stderr, unwrapped."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return " ".join(proc.stderr.split())  # rich wraps long lines; join them back
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,7 @@
 
 import json
 
-from conftest import make_color_dataset, run_cli
-
-
-def one_sentence_error(proc) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    return " ".join(proc.stderr.split())  # rich wraps long lines; join them back
+from conftest import one_sentence_error, make_color_dataset, run_cli
 
 
 def test_missing_path_single_class_and_no_images_exit_2(tmp_path):

@@ -7,6 +7,7 @@ and keeps what is done (the feature cache). Bugs raise with a traceback.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ PatienceOpt = Annotated[int, typer.Option(help="Phase 2 early-stopping patience 
 CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
 MaxPixelsOpt = Annotated[int, typer.Option(help="Skip images with more pixels than this.")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace a finished run in --out.")]
+UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Load a model that carries Python code (Lambda layers): only for files you trust.")]
 TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic views (flips, crops); 1 = none, up to 12.")]
 
 
@@ -132,12 +134,13 @@ def predict(
     weights: WeightsOpt = "imagenet",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     tta: TtaOpt = 1,
+    unsafe: UnsafeOpt = False,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
     if model == "imagenet" and not Path("imagenet").is_dir():
         results = inceptune.predict_imagenet(inputs, top=top, weights=weights, batch_size=batch_size)
     else:
-        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta)
+        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe)
     _print_predictions(results, as_json, as_csv)
     if all("error" in r for r in results):
         raise UserError("None of the images could be read.")
@@ -150,9 +153,10 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     tta: TtaOpt = 1,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    unsafe: UnsafeOpt = False,
 ) -> None:
     """Metrics, plots and report.html of a run on its held-out test split or on another labelled folder."""
-    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta)
+    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta, unsafe=unsafe)
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
@@ -177,9 +181,10 @@ def explain(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the overlays (default RUN/explain).")] = None,
     block: Annotated[str, typer.Option(help="Inception block whose output the heatmap shows (mixed0..mixed10).")] = "mixed10",
     class_name: Annotated[Optional[str], typer.Option("--class", help="Explain this class (default: the predicted one).")] = None,
+    unsafe: UnsafeOpt = False,
 ) -> None:
     """Grad-CAM heatmaps: where the model looked, saved as overlays."""
-    results = inceptune.explain(run, inputs, out=out, block=block, class_name=class_name)
+    results = inceptune.explain(run, inputs, out=out, block=block, class_name=class_name, unsafe=unsafe)
     for r in results:
         print(f"{r['path']}: skipped ({r['error']})" if "error" in r else
               f"{r['path']}: {r['class']} {r['probability']:.3f} -> {r['overlay']}")
@@ -260,12 +265,22 @@ def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None
             print(f"{r['path']}: {ranked}")
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main() -> None:
     try:
         app()
     except UserError as exc:
         console.console.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        console.console.print(f"error: cannot write{where}: {exc.strerror}; finished work is kept, free space "
+                              "or choose another folder and rerun.", style="bold red", markup=False, highlight=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         console.console.print("interrupted: finished work is kept (features in the cache); rerun to continue.",
                               style="yellow", markup=False)

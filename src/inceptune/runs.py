@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 from inceptune.atomic import atomic_path, atomic_write_json, atomic_write_text
@@ -42,7 +43,8 @@ class RunFolder:
         run = cls(path)
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"--out {path} is a file; give a folder for the run.")
-        if (run.model_path.exists() or run.file("metrics.json").exists()) and not overwrite:
+        # Only metrics.json marks a finished run: a run killed while writing is simply redone.
+        if run.file("metrics.json").exists() and not overwrite:
             raise UserError(f"{path} already holds a finished run; pass a new --out or --overwrite.")
         try:
             run.path.mkdir(parents=True, exist_ok=True)
@@ -92,16 +94,24 @@ class RunFolder:
     def config(self) -> dict:
         return self.read_json("config.json")
 
-    def load_model(self):
-        """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused."""
-        import keras
+    def load_model(self, unsafe: bool = False):
+        """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused
+        unless `unsafe` (the user trusts its source)."""
+        return load_keras_model(self.model_path, unsafe)
 
-        try:
-            return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
-        except ValueError as exc:
-            if "safe_mode" not in str(exc):
-                raise
-            raise UserError(
-                f"{self.model_path} contains Python code (a Lambda layer or similar) that could run anything, "
-                "so inceptune refuses to load it; load it yourself with safe_mode=False only if you trust its source."
-            ) from None
+
+def load_keras_model(path: Path, unsafe: bool = False):
+    """A `.keras` file in Keras' safe mode; code inside is refused with an explanation unless `unsafe`."""
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise UserError(f"{path} is not a loadable Keras model ({str(exc).splitlines()[0]}).") from None
+        raise UserError(
+            f"{path} contains Python code (a Lambda layer or similar) that could run anything, so inceptune "
+            "refuses to load it; pass --unsafe only if you trust its source."
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path} could not be read as a Keras model ({exc}).") from None

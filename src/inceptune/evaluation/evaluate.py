@@ -31,7 +31,8 @@ from inceptune.runs import RunFolder
 GALLERY_SIZE = 12
 
 
-def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1) -> dict:
+def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1,
+             unsafe: bool = False) -> dict:
     """Metrics of a run's model on labelled images (scikit-learn computes them), with plots and a report.
 
     Args:
@@ -60,7 +61,7 @@ def evaluate(run: str, data: str | None = None, split: str = "test", batch_size:
     else:
         records = _labelled_records(data, classes)
         source, target = data, folder.path / "evaluations" / Path(data).resolve().name
-    results = predict(run, [r.path for r in records], top=1, batch_size=batch_size, tta=tta)
+    results = predict(run, [r.path for r in records], top=1, batch_size=batch_size, tta=tta, unsafe=unsafe)
     kept = [(r, p) for r, p in zip(records, results) if "error" not in p]
     if not kept:
         raise UserError(f"None of the images in {source} could be read.")

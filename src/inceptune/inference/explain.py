@@ -73,7 +73,7 @@ class GradCam:
 
 
 def explain(run: str, inputs: list[str] | str, out: str | None = None, block: str = "mixed10",
-            class_name: str | None = None) -> list[dict]:
+            class_name: str | None = None, unsafe: bool = False) -> list[dict]:
     """Save a Grad-CAM overlay per image (for the predicted class, or `class_name`) under `out`.
 
     Examples:
@@ -84,7 +84,7 @@ def explain(run: str, inputs: list[str] | str, out: str | None = None, block: st
     classes = folder.classes
     if class_name is not None and class_name not in classes:
         raise UserError(f"Unknown class '{class_name}'; the model knows {', '.join(classes)}.")
-    cam = GradCam(folder.load_model(), int(folder.config["image_size"]), block)
+    cam = GradCam(folder.load_model(unsafe), int(folder.config["image_size"]), block)
     target = Path(out) if out else folder.path / "explain"
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
     results, used = [], set()

@@ -12,7 +12,8 @@ from inceptune.models.classifier import class_probabilities
 from inceptune.runs import RunFolder
 
 
-def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32, tta: int = 1) -> list[dict]:
+def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32, tta: int = 1,
+            unsafe: bool = False) -> list[dict]:
     """Classify images with the model of a run folder.
 
     Args:
@@ -20,6 +21,7 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         inputs: image files and/or folders of images.
         top: how many classes to rank per image.
         tta: average over this many deterministic views (flips, crops); 1 = none.
+        unsafe: load a model that carries Python code (a Lambda layer); only for trusted files.
 
     Returns:
         One dict per image, in input order: `path`, `top` (a list of
@@ -34,7 +36,7 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
     folder = RunFolder.open(run)
     classes = folder.classes
     image_size = int(folder.config["image_size"])
-    model = folder.load_model()
+    model = folder.load_model(unsafe)
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
 
     def rank(probs: np.ndarray) -> dict:
