@@ -42,7 +42,7 @@ def make_image(path: Path, color=(200, 30, 30), size=(64, 48), mode="RGB", fmt=N
     """Write a small synthetic image: a coloured shape on a gray noisy background."""
     from PIL import Image, ImageDraw
 
-    rng = np.random.default_rng(zlib.crc32(path.name.encode()))  # the same pixels in every run
+    rng = np.random.default_rng(zlib.crc32(str(path).encode()))  # the same pixels for a path in every run
     background = rng.normal(128, 20, (size[1], size[0], 3)).clip(0, 255).astype(np.uint8)
     img = Image.fromarray(background)
     draw = ImageDraw.Draw(img)

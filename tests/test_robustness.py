@@ -279,8 +279,8 @@ def test_sigkill_at_any_point_leaves_nothing_corrupt_and_a_rerun_finishes(point,
     data = make_color_dataset(tmp_path / "data", per_class=12)
     run, cache = tmp_path / "run", tmp_path / "cache"
     args = [sys.executable, "-m", "inceptune", "train", str(data), "--out", str(run), "--weights",
-            str(SHARED_WEIGHTS), "--image-size", "75", "--batch-size", "2", "--epochs", "30", "--fine-tune-epochs",
-            "30", "--patience", "30"]
+            str(SHARED_WEIGHTS), "--image-size", "75", "--batch-size", "2", "--epochs", "15", "--fine-tune-epochs",
+            "8", "--patience", "8"]
     env = {**os.environ, "INCEPTUNE_CACHE": str(cache)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
