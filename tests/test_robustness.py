@@ -328,3 +328,10 @@ def test_a_damaged_model_file_is_one_sentence(trained_run, tmp_path):
     (run / "model.keras").write_bytes(data[: len(data) // 2])
     assert "could not be read as a Keras model" in one_sentence_error(
         run_cli("predict", str(run), str(run / "labels.json")))
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+    np.save(tmp_path / "X.npy", np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
+    np.save(tmp_path / "y.npy", np.arange(4))
+    out = one_sentence_error(run_cli("train", str(tmp_path), "--arch", "mini-inception", "--weights", "none"))
+    assert "could not be read as a plain numpy array" in out
