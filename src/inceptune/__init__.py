@@ -24,6 +24,9 @@ _API = {
     "cross_validate": "inceptune.training.cv",
     "explain": "inceptune.inference.explain",
     "load_dataset": "inceptune.data.dataset",
+    "extract_features_file": "inceptune.features.export",
+    "fit_features": "inceptune.features.classify",
+    "similar": "inceptune.features.classify",
     "demo": "inceptune.demo",
     "UserError": "inceptune.errors",
 }

@@ -126,7 +126,7 @@ def cv(
 
 @app.command()
 def predict(
-    model: Annotated[str, typer.Argument(help="A run folder, or 'imagenet' for ImageNet's 1000 classes.")],
+    model: Annotated[str, typer.Argument(help="A run folder, a fit-features model folder, or 'imagenet' for ImageNet's 1000 classes.")],
     inputs: Annotated[list[str], typer.Argument(help="Image files and/or folders.")],
     top: Annotated[int, typer.Option("--top", "-k", help="Classes to show per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -137,8 +137,13 @@ def predict(
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
+    from inceptune.features.classify import is_features_model, predict_with_features_model
+
     if model == "imagenet" and not Path("imagenet").is_dir():
         results = inceptune.predict_imagenet(inputs, top=top, weights=weights, batch_size=batch_size)
+    elif is_features_model(model):
+        results = predict_with_features_model(model, inputs, top=top, batch_size=batch_size,
+                                              weights=None if weights == "imagenet" else weights)
     else:
         results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe)
     _print_predictions(results, as_json, as_csv)
@@ -230,6 +235,61 @@ def build(
     print(f"multiply-accumulates: {info['macs']:,} ({info['macs'] / 1e9:.2f} G) per image")
     if plot:
         print(f"diagram: {plot}")
+
+
+@app.command()
+def features(
+    data: Annotated[str, typer.Argument(help="Folder of images (class subfolders give labels), or image files.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="FILE.parquet (streamed) or FILE.npz.")],
+    layer: Annotated[str, typer.Option(help="Inception block whose output is pooled (mixed0..mixed10).")] = "mixed10",
+    pooling: Annotated[str, typer.Option(help="avg or max over space.")] = "avg",
+    image_size: ImageSizeOpt = 299,
+    weights: WeightsOpt = "imagenet",
+    batch_size: BatchOpt = 32,
+    shard: Annotated[str, typer.Option(help="i/N: only this deterministic 1/N of the files (for fan-out).")] = "0/1",
+    cache_dir: CacheOpt = None,
+    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
+) -> None:
+    """Inception-v3 feature vectors, one row per image: path, label, content hash, vector."""
+    inceptune.extract_features_file(data, out, layer=layer, pooling=pooling, image_size=image_size, weights=weights,
+                                    batch_size=batch_size, shard=shard, cache_dir=cache_dir, engine=engine,
+                                    ray_address=ray_address)
+
+
+@app.command("fit-features")
+def fit_features(
+    features_file: Annotated[str, typer.Argument(metavar="FEATURES", help="A features file from `inceptune features`.")],
+    classifier: Annotated[str, typer.Option(help="logreg, svm, knn or mlp.")] = "logreg",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the fitted model (usable by predict).")] = None,
+    folds: Annotated[int, typer.Option(help="Stratified cross-validation folds.")] = 5,
+    seed: SeedOpt = 1337,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Fit a scikit-learn classifier on a features file (small grid, stratified k-fold CV)."""
+    result = inceptune.fit_features(features_file, classifier, out=out, folds=folds, seed=seed)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{classifier}: {folds}-fold accuracy {result['cv_accuracy_mean']:.4f} ± {result['cv_accuracy_std']:.4f} "
+              f"({result['best_params']})")
+
+
+@app.command()
+def similar(
+    features_file: Annotated[str, typer.Argument(metavar="FEATURES", help="A features file.")],
+    image: Annotated[str, typer.Argument(help="The query image.")],
+    k: Annotated[int, typer.Option("--k", help="How many neighbours.")] = 5,
+    weights: Annotated[Optional[str], typer.Option(help="Weights file, when the features file names another machine's path.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The images of a features file nearest to IMAGE (cosine distance, exact search)."""
+    results = inceptune.similar(features_file, image, k=k, weights=weights)
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(f"{r['distance']:.4f}  {r['path']}" + (f"  ({r['label']})" if r["label"] else ""))
 
 
 def _fmt(value) -> str:

@@ -29,6 +29,17 @@ def default_cache_dir() -> Path:
     return Path(base) / "inceptune" / "features"
 
 
+def feature_space(weights, image_size: int, seed: int = 0) -> dict:
+    """The cache space of InceptionV3 features: `weights` is a resolved `Weights`; random weights
+    (`none`) depend on the seed that initialised them."""
+    return {
+        "backbone": "inception_v3",
+        "weights": weights.fingerprint if weights.pretrained else f"random-seed-{seed}",
+        "image_size": image_size,
+        "resize": "bilinear-antialias",
+    }
+
+
 class FeatureCache:
     """Cached feature arrays for one feature space, under `root`."""
 

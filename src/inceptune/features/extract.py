@@ -22,12 +22,18 @@ from inceptune.features.cache import FeatureCache
 from inceptune.models.backbone import boundary_layer
 from inceptune.models.classifier import inception_scale
 
-POOLED = "avg-pool"
+POOLED = "avg-pool"  # global average of mixed10: what the classifier's head sees
+POOLINGS = ("avg", "max")
 
 
 def activations_kind(block: str) -> str:
     """Cache kind of the activations that enter `block`."""
     return f"before-{block}"
+
+
+def pooled_kind(block: str = "mixed10", pooling: str = "avg") -> str:
+    """Cache kind of a block's output pooled over space (mixed10 + avg is the head's POOLED)."""
+    return POOLED if (block, pooling) == ("mixed10", "avg") else f"{pooling}-pool-{block}"
 
 
 @dataclass
@@ -49,6 +55,10 @@ def build_extractor(backbone: keras.Model, kinds: list[str]) -> keras.Model:
     for kind in kinds:
         if kind == POOLED:
             outputs[kind] = keras.layers.GlobalAveragePooling2D()(backbone.output)
+        elif kind.startswith(("avg-pool-", "max-pool-")):
+            pooling, _, block = kind.split("-", 2)
+            pool = keras.layers.GlobalAveragePooling2D() if pooling == "avg" else keras.layers.GlobalMaxPooling2D()
+            outputs[kind] = pool(backbone.get_layer(block).output)
         else:
             outputs[kind] = boundary_layer(backbone, kind.removeprefix("before-")).output
     inner = keras.Model(backbone.input, outputs, name="feature_extractor_core")
@@ -63,8 +73,13 @@ def extract_to_cache(
     kinds: list[str],
     image_size: int,
     batch_size: int = 32,
+    skip_unreadable: bool = False,
 ) -> ExtractionStats:
-    """Make sure every record has every kind in the cache; compute only what is missing."""
+    """Make sure every record has every kind in the cache; compute only what is missing.
+
+    Files that cannot be decoded are an error (the scan checked them), unless
+    `skip_unreadable`: then they are listed in `stats.failed`.
+    """
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
     todo = [(h, p) for h, p in unique.items() if not all(cache.has(k, h) for k in kinds)]
@@ -83,7 +98,7 @@ def extract_to_cache(
                     stats.computed += len(batch.positions)
                 advance(len(batch.positions) + len(batch.failures))
     stats.seconds = time.perf_counter() - start
-    if stats.failed:
+    if stats.failed and not skip_unreadable:
         path, reason = stats.failed[0]
         raise UserError(f"{path} could not be read during feature extraction ({reason}); it changed after the scan.")
     return stats

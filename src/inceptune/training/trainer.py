@@ -25,7 +25,7 @@ from inceptune import __version__, console
 from inceptune.data.dataset import Dataset, load_dataset, write_manifest
 from inceptune.errors import UserError
 from inceptune.evaluation.evaluate import write_evaluation
-from inceptune.features.cache import FeatureCache, default_cache_dir
+from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.extract import POOLED, ExtractionStats, activations_kind, extract_to_cache
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
 from inceptune.models.classifier import Classifier, build_classifier, class_probabilities
@@ -141,12 +141,7 @@ def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classi
 
 
 def feature_cache(c: TrainConfig, weights: Weights) -> FeatureCache:
-    return FeatureCache(c.cache_dir or default_cache_dir(), {
-        "backbone": "inception_v3",
-        "weights": weights.fingerprint if weights.pretrained else f"random-seed-{c.seed}",
-        "image_size": c.image_size,
-        "resize": "bilinear-antialias",
-    })
+    return FeatureCache(c.cache_dir or default_cache_dir(), feature_space(weights, c.image_size, c.seed))
 
 
 def feature_kinds(c: TrainConfig) -> list[str]:

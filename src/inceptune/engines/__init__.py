@@ -1,0 +1,1 @@
+"""Engines that spread inceptune's work over more than one machine (optional extras)."""
