@@ -46,3 +46,18 @@ def test_flowers5_evaluation_at_299_agrees_with_scikit_learn_and_cv_reports_mean
     assert "accuracy" in proc.stdout and "±" in proc.stdout
     cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert cv["features"]["computed"] == 0 and len(cv["per_fold"]) == 5
+
+
+def test_flowers5_mixed8_features_with_logistic_regression_reach_088(tmp_path, monkeypatch):
+    """Issue 6 must-show 1: 299x299, --layer mixed8, avg, shared weights, fit-features logreg, 5-fold."""
+    from conftest import FLOWERS, run_cli
+
+    env = {"INCEPTUNE_CACHE": str(tmp_path / "cache")}
+    proc = run_cli("features", str(FLOWERS), "--out", str(tmp_path / "f.parquet"), "--layer", "mixed8",
+                   "--weights", str(SHARED_WEIGHTS), env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("fit-features", str(tmp_path / "f.parquet"), "--classifier", "logreg", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["cv_folds"] == 5 and result["rows"] == 500
+    assert result["cv_accuracy_mean"] >= 0.88

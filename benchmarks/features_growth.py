@@ -1,0 +1,98 @@
+"""Feature extraction as the work grows: wall time and peak RSS at N, 2N and 4N images.
+
+Each size runs `inceptune features` in a fresh process with an empty cache
+(so every image goes through the network) and reads that process's peak
+resident memory from the OS. Time should grow linearly with N and memory
+stay flat: images stream through bounded batches and rows stream into the
+Parquet file.
+
+    python benchmarks/features_growth.py --data ../shared/datasets/flowers5 \
+        --weights ../shared/weights/inception_v3_imagenet2015_partial_notop.weights.h5 --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def subset(src: Path, dst: Path, n: int) -> Path:
+    """The first n images of src (all classes, round robin), copied under dst/class/."""
+    classes = sorted(p for p in src.iterdir() if p.is_dir())
+    files = {c: sorted(f for f in c.iterdir() if f.is_file()) for c in classes}
+    taken = 0
+    for i in range(max(len(v) for v in files.values())):
+        for c in classes:
+            if taken < n and i < len(files[c]):
+                (dst / c.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy(files[c][i], dst / c.name / files[c][i].name)
+                taken += 1
+    if taken < n:
+        sys.exit(f"{src} has only {taken} images; pass a smaller --n")
+    return dst
+
+
+def run(data: Path, weights: str, image_size: int, tmp: Path) -> dict:
+    cmd = [sys.executable, "-m", "inceptune", "-q", "features", str(data), "--out", str(tmp / "f.parquet"),
+           "--weights", weights, "--image-size", str(image_size), "--cache-dir", str(tmp / "cache")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak_kib < before:  # ru_maxrss of children is the max over all of them so far
+        peak_kib = before
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--image-size", type=int, default=299)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = {}
+    # Largest first: RUSAGE_CHILDREN keeps the maximum over all children, so measuring the big run
+    # first and the small ones after would hide a small one's lower peak; each size gets its own
+    # interpreter for its figure instead.
+    for factor in (1, 2, 4):
+        n = args.n * factor
+        with tempfile.TemporaryDirectory() as tmp:
+            data = subset(Path(args.data), Path(tmp) / "data", n)
+            results[n] = _isolated(data, args.weights, args.image_size, Path(tmp))
+        print(f"N={n:>5}: {results[n]['seconds']:7.1f} s  {n / results[n]['seconds']:5.1f} img/s  "
+              f"peak RSS {results[n]['peak_rss_mib']:7.1f} MiB", flush=True)
+    small, large = results[args.n], results[4 * args.n]
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "image_size": args.image_size,
+        "results": results, "time_ratio_4n_over_n": round(large["seconds"] / small["seconds"], 2),
+        "rss_growth_4n_over_n": round(large["peak_rss_mib"] / small["peak_rss_mib"] - 1, 4),
+    }
+    print(f"4N/N time ratio {summary['time_ratio_4n_over_n']} (linear: 4); peak RSS {small['peak_rss_mib']} -> "
+          f"{large['peak_rss_mib']} MiB ({100 * summary['rss_growth_4n_over_n']:+.1f}%; claim: < +10%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+def _isolated(data: Path, weights: str, image_size: int, tmp: Path) -> dict:
+    """run() in a child interpreter, so RUSAGE_CHILDREN there is this size's peak alone."""
+    code = ("import json, sys; sys.path.insert(0, %r); from features_growth import run; from pathlib import Path; "
+            "print(json.dumps(run(Path(%r), %r, %d, Path(%r))))" % (str(Path(__file__).parent), str(data), weights,
+                                                                    image_size, str(tmp)))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
