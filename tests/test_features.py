@@ -73,16 +73,27 @@ def test_a_killed_extraction_resumes_with_only_the_missing_images(small_flowers,
     assert len(read_features_file(tmp_path / "f.parquet").paths) == 60
 
 
-def test_ray_engine_writes_the_same_vectors_as_the_local_engine(flowers_features, small_flowers, tmp_path):
+def test_ray_engine_writes_the_same_vectors_and_predictions_as_the_local_engine(
+        flowers_features, flowers_run, small_flowers, tmp_path):
     import ray
 
+    from inceptune.engines.ray_engine import predict_with_ray
+
+    (tmp_path / "notes.jpg").write_text("not an image")
+    images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::6]] + [str(tmp_path / "notes.jpg")]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         summary = inceptune.extract_features_file(str(small_flowers), str(tmp_path / "ray.parquet"), layer="mixed8",
                                                   image_size=SMALL_SIZE, weights=str(SHARED_WEIGHTS),
                                                   cache_dir=str(tmp_path / "own-cache"), engine="ray")
+        on_ray = predict_with_ray(str(flowers_run.run), images, top=2, batch_size=4)
     finally:
         ray.shutdown()
+    local = inceptune.predict(str(flowers_run.run), images, top=2, batch_size=4)
+    assert [r["path"] for r in on_ray] == images and "error" in on_ray[-1] and "error" in local[-1]
+    for a, b in zip(on_ray[:-1], local[:-1]):
+        assert a["top"][0]["label"] == b["top"][0]["label"]
+        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5
     assert summary["computed"] == 60  # its own empty cache: every vector came from the Ray actors
     ours, local = read_features_file(tmp_path / "ray.parquet"), read_features_file(flowers_features)
     assert ours.paths == local.paths and ours.labels == local.labels

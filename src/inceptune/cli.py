@@ -135,12 +135,22 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     tta: TtaOpt = 1,
     unsafe: UnsafeOpt = False,
+    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors) for a run folder.")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
     from inceptune.features.classify import is_features_model, predict_with_features_model
 
     if model == "imagenet" and not Path("imagenet").is_dir():
         results = inceptune.predict_imagenet(inputs, top=top, weights=weights, batch_size=batch_size)
+    elif engine == "ray":
+        from inceptune.engines.ray_engine import predict_with_ray
+        from inceptune.inference.inputs import expand_inputs
+
+        results = predict_with_ray(model, expand_inputs(inputs), top=top, batch_size=batch_size,
+                                   address=ray_address, unsafe=unsafe, tta=tta)
+    elif engine != "local":
+        raise UserError(f"--engine must be local or ray, got {engine}.")
     elif is_features_model(model):
         results = predict_with_features_model(model, inputs, top=top, batch_size=batch_size,
                                               weights=None if weights == "imagenet" else weights)

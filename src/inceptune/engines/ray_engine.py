@@ -25,22 +25,36 @@ from inceptune.models.weights import Weights
 
 
 class _Embedder:
-    """A Ray actor: the backbone loaded once, then batches of paths -> vectors."""
+    """A Ray actor: a model loaded once, then batches of paths -> output rows.
 
-    def __init__(self, weights_path: str | None, weights_spec: str, image_size: int, kind: str):
+    With `run`, the model of a run folder (probabilities); otherwise the
+    backbone's `kind` features.
+    """
+
+    def __init__(self, image_size: int, kind: str | None = None, weights_path: str | None = None,
+                 weights_spec: str | None = None, run: str | None = None, unsafe: bool = False, tta: int = 1):
         import inceptune
 
         inceptune._import_tensorflow_quietly()
+        import keras
+
+        self.image_size = image_size
+        if run is not None:
+            from inceptune.inference.tta import with_tta
+            from inceptune.models.classifier import class_probabilities
+            from inceptune.runs import RunFolder
+
+            model = RunFolder.open(run).load_model(unsafe)
+            self.infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x)), tta)
+            return
         from inceptune.features.extract import build_extractor
         from inceptune.models.backbone import build_backbone
         from inceptune.models.weights import resolve_weights
 
-        import keras
-
         weights = resolve_weights(weights_path or weights_spec)
         keras.utils.set_random_seed(0)  # --weights none: the same random backbone as the local engine
-        self.kind, self.image_size = kind, image_size
-        self.extractor = build_extractor(build_backbone(weights, image_size), [kind])
+        extractor = build_extractor(build_backbone(weights, image_size), [kind])
+        self.infer = lambda x: np.asarray(extractor.predict_on_batch(x)[kind], np.float32)
 
     def __call__(self, batch: dict) -> dict:
         from inceptune.data.images import load_image
@@ -58,52 +72,89 @@ class _Embedder:
                 errors.append(exc.reason)
         vectors = np.zeros((len(ok), 0), np.float32)
         if images:
-            computed = np.asarray(self.extractor.predict_on_batch(np.stack(images))[self.kind], np.float32)
+            computed = np.asarray(self.infer(np.stack(images)), np.float32)
             vectors = np.zeros((len(ok), computed.shape[1]), np.float32)
             vectors[np.array(ok)] = computed
         return {"sha256": batch["sha256"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
                 "vector": vectors}
 
 
-def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str, weights: Weights,
-                     image_size: int, batch_size: int, address: str | None = None) -> ExtractionStats:
+def _map(items: list[dict], constructor: dict, batch_size: int, address: str | None, description: str):
+    """Yield output batches of `_Embedder(**constructor)` over `items` (dicts with sha256 and path)."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False, include_dashboard=False,
+                 configure_logging=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # inceptune shows its own bar
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
-        import ray
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        actors = gpus or max(1, min(4, int(resources.get("CPU", 1)) // 2))
+        outputs = ray.data.from_items(items).map_batches(
+            _Embedder, fn_constructor_kwargs=constructor, batch_size=batch_size, concurrency=actors,
+            num_gpus=1 if gpus else 0, batch_format="numpy")
+        with console.progress(description, total=len(items)) as advance:
+            for batch in outputs.iter_batches(batch_size=batch_size, batch_format="numpy"):
+                yield batch
+                advance(len(batch["path"]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _require_ray() -> None:
+    try:
+        import ray  # noqa: F401
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'inceptune[ray]'.") from None
+
+
+def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = 32, address: str | None = None,
+                     unsafe: bool = False, tta: int = 1) -> list[dict]:
+    """`predict` for a run folder on Ray: the same result dicts, in input order."""
+    from inceptune.runs import RunFolder
+
+    _require_ray()
+    folder = RunFolder.open(run)
+    classes, image_size = folder.classes, int(folder.config["image_size"])
+    items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
+    results: list[dict | None] = [None] * len(paths)
+    constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta}
+    for batch in _map(items, constructor, batch_size, address, "Predicting (Ray)"):
+        for index, path, ok, error, probs in zip(batch["sha256"], batch["path"], batch["ok"], batch["error"],
+                                                 batch["vector"]):
+            if not ok:
+                results[int(index)] = {"path": str(path), "error": str(error)}
+                continue
+            order = np.argsort(-probs, kind="stable")[: max(1, top)]
+            results[int(index)] = {"path": str(path),
+                                   "top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
+                                   "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+    return results
+
+
+def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str, weights: Weights,
+                     image_size: int, batch_size: int, address: str | None = None) -> ExtractionStats:
+    """Compute the missing `kind` vectors of `records` on Ray and put them in the cache."""
+    _require_ray()
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
-    todo = [(h, p) for h, p in unique.items() if not cache.has(kind, h)]
+    todo = [{"sha256": h, "path": p} for h, p in unique.items() if not cache.has(kind, h)]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False,
-                     include_dashboard=False, configure_logging=False)
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # inceptune shows its own bar
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        try:
-            gpus = ray.cluster_resources().get("GPU", 0)
-            actors = max(1, int(gpus) or min(4, int(ray.cluster_resources().get("CPU", 1)) // 2 or 1))
-            dataset = ray.data.from_items([{"sha256": h, "path": p} for h, p in todo])
-            vectors = dataset.map_batches(
-                _Embedder, fn_constructor_kwargs={"weights_path": str(weights.path) if weights.path else None,
-                                                  "weights_spec": weights.spec, "image_size": image_size,
-                                                  "kind": kind},
-                batch_size=batch_size, concurrency=actors, num_gpus=1 if gpus else 0, batch_format="numpy")
-            with console.progress("Extracting features (Ray)", total=len(todo)) as advance:
-                for batch in vectors.iter_batches(batch_size=batch_size, batch_format="numpy"):
-                    for sha, path, ok, error, vector in zip(batch["sha256"], batch["path"], batch["ok"],
-                                                            batch["error"], batch["vector"]):
-                        if ok:
-                            cache.put(kind, str(sha), vector)
-                            stats.computed += 1
-                        else:
-                            stats.failed.append((str(path), str(error)))
-                    advance(len(batch["sha256"]))
-        finally:
-            if started_here:
-                ray.shutdown()
+        constructor = {"image_size": image_size, "kind": kind, "weights_spec": weights.spec,
+                       "weights_path": str(weights.path) if weights.path else None}
+        for batch in _map(todo, constructor, batch_size, address, "Extracting features (Ray)"):
+            for sha, path, ok, error, vector in zip(batch["sha256"], batch["path"], batch["ok"], batch["error"],
+                                                    batch["vector"]):
+                if ok:
+                    cache.put(kind, str(sha), vector)
+                    stats.computed += 1
+                else:
+                    stats.failed.append((str(path), str(error)))
     stats.seconds = time.perf_counter() - start
     return stats
