@@ -108,7 +108,7 @@ def load_keras_model(path: Path, unsafe: bool = False):
         return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except ValueError as exc:
         if "safe_mode" not in str(exc):
-            raise UserError(f"{path} is not a loadable Keras model ({str(exc).splitlines()[0]}).") from None
+            raise UserError(f"{path} could not be read as a Keras model ({str(exc).splitlines()[0]}).") from None
         raise UserError(
             f"{path} contains Python code (a Lambda layer or similar) that could run anything, so inceptune "
             "refuses to load it; pass --unsafe only if you trust its source."
