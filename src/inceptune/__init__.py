@@ -23,6 +23,7 @@ _API = {
     "evaluate": "inceptune.evaluation.evaluate",
     "cross_validate": "inceptune.training.cv",
     "explain": "inceptune.inference.explain",
+    "export": "inceptune.deploy.export",
     "load_dataset": "inceptune.data.dataset",
     "extract_features_file": "inceptune.features.export",
     "fit_features": "inceptune.features.classify",

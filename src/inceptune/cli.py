@@ -135,6 +135,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     tta: TtaOpt = 1,
     unsafe: UnsafeOpt = False,
+    runtime: Annotated[str, typer.Option(help="auto (fastest export present, else keras), keras, onnx or openvino.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors) for a run folder.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
 ) -> None:
@@ -155,7 +156,8 @@ def predict(
         results = predict_with_features_model(model, inputs, top=top, batch_size=batch_size,
                                               weights=None if weights == "imagenet" else weights)
     else:
-        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe)
+        results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe,
+                                    runtime=runtime)
     _print_predictions(results, as_json, as_csv)
     if all("error" in r for r in results):
         raise UserError("None of the images could be read.")
@@ -245,6 +247,18 @@ def build(
     print(f"multiply-accumulates: {info['macs']:,} ({info['macs'] / 1e9:.2f} G) per image")
     if plot:
         print(f"diagram: {plot}")
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="A run folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="saved_model, onnx, openvino or litert.")] = "onnx",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT).")] = None,
+) -> None:
+    """Export a run's model for another runtime; kept only if it matches Keras on the run's images."""
+    report = inceptune.export(run, fmt, out=out)
+    print(f"{report['path']}: max probability difference {report['max_abs_diff']:.1e} on "
+          f"{report['images_checked']} images, top-1 agreement {report['top1_agreement']:.0%}")
 
 
 @app.command()

@@ -6,6 +6,8 @@ import numpy as np
 
 from inceptune import console
 from inceptune.data.pipeline import image_batches
+from inceptune.data.pipeline import resize_image
+from inceptune.deploy.runtimes import run_runtime
 from inceptune.inference.inputs import expand_inputs
 from inceptune.inference.tta import check_tta, with_tta
 from inceptune.models.classifier import class_probabilities
@@ -13,7 +15,7 @@ from inceptune.runs import RunFolder
 
 
 def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 32, tta: int = 1,
-            unsafe: bool = False) -> list[dict]:
+            unsafe: bool = False, runtime: str = "keras") -> list[dict]:
     """Classify images with the model of a run folder.
 
     Args:
@@ -22,6 +24,8 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         top: how many classes to rank per image.
         tta: average over this many deterministic views (flips, crops); 1 = none.
         unsafe: load a model that carries Python code (a Lambda layer); only for trusted files.
+        runtime: keras, onnx or openvino (an export in RUN/export/), or auto: the fastest export
+            present whose runtime is installed, else Keras.
 
     Returns:
         One dict per image, in input order: `path`, `top` (a list of
@@ -44,7 +48,14 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
                 "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
-    infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x)), tta)
+    infer = lambda x: class_probabilities(model.predict_on_batch(x))  # noqa: E731
+    chosen = run_runtime(folder.path, runtime) if runtime != "keras" else None
+    if chosen is not None:
+        name, exported = chosen
+        console.info(f"Runtime: {name} ({folder.path / 'export' / name})")
+        infer = lambda x: exported(x if x.shape[1:3] == (image_size, image_size)  # noqa: E731
+                                   else np.stack([resize_image(i, image_size) for i in x]))
+    infer = with_tta(infer, tta)
     return run_batches(paths, image_size, batch_size, infer, rank)
 
 

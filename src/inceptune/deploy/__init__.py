@@ -1,0 +1,1 @@
+"""Deployment: exports for other runtimes, and the runtimes that run them."""

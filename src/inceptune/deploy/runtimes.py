@@ -1,0 +1,76 @@
+"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, class probabilities out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from inceptune.errors import UserError
+from inceptune.models.classifier import class_probabilities
+
+RUNTIMES = ("auto", "keras", "onnx", "openvino")
+AUTO_ORDER = ("openvino", "onnx")  # fastest first on CPUs (see BENCHMARKS.md)
+
+
+def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]:
+    artefact = Path(artefact)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(artefact), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: class_probabilities(session.run(None, {name: np.asarray(x, np.float32)})[0])
+    if fmt == "openvino":
+        import openvino as ov
+
+        # FP32 explicitly: on CPUs with bfloat16 units OpenVINO otherwise computes in bf16 (~1e-2 off).
+        compiled = ov.Core().compile_model(str(artefact), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return lambda x: class_probabilities(compiled(np.asarray(x, np.float32))[0])
+    if fmt == "litert":
+        import tensorflow as tf
+
+        interpreter = tf.lite.Interpreter(model_path=str(artefact))
+
+        def run(x):
+            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            interpreter.resize_tensor_input(inp["index"], x.shape)
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(inp["index"], np.asarray(x, np.float32))
+            interpreter.invoke()
+            return class_probabilities(interpreter.get_tensor(out["index"]))
+
+        return run
+    if fmt == "saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(artefact))
+        return lambda x: class_probabilities(loaded.serve(np.asarray(x, np.float32)).numpy())
+    raise UserError(f"Unknown format '{fmt}'.")
+
+
+def run_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+    """(name, infer) for `runtime` from RUN/export/, or None for Keras itself.
+
+    `auto` takes the fastest export present whose runtime is installed, else Keras.
+    """
+    if runtime not in RUNTIMES:
+        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime}.")
+    if runtime == "keras":
+        return None
+    from inceptune.deploy.export import FILES
+
+    for name in (AUTO_ORDER if runtime == "auto" else (runtime,)):
+        artefact = run_path / "export" / name / FILES[name]
+        if not artefact.exists():
+            if runtime != "auto":
+                raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} --format {name}` "
+                                "first.")
+            continue
+        try:
+            return name, load_runtime(name, artefact)
+        except ImportError:
+            if runtime != "auto":
+                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{name}]'.") from None
+    return None

@@ -1,0 +1,68 @@
+"""Export with parity checks, and predict on the exported runtimes."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import inceptune
+from conftest import one_sentence_error, requires_shared, run_cli
+
+pytestmark = requires_shared
+
+
+@pytest.fixture(scope="module")
+def exported_run(flowers_run, tmp_path_factory):
+    """A copy of the five-class flowers run, so exports do not change the shared fixture."""
+    run = tmp_path_factory.mktemp("deploy") / "flowers"
+    shutil.copytree(flowers_run.run, run)
+    return run
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "onnx", "openvino", "litert"])
+def test_each_format_passes_its_parity_check_on_the_runs_images(exported_run, fmt):
+    proc = run_cli("export", str(exported_run), "--format", fmt)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((exported_run / "export" / fmt / "export.json").read_text())
+    assert report["images_checked"] == 16 and report["top1_agreement"] == 1.0
+    assert report["max_abs_diff"] <= report["tolerance"] == 1e-4
+    labels = json.loads((exported_run / "export" / fmt / "labels.json").read_text())
+    assert labels["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+
+
+def test_predict_on_each_runtime_matches_keras(exported_run, small_flowers):
+    for fmt in ("onnx", "openvino"):
+        if not (exported_run / "export" / fmt).is_dir():
+            assert run_cli("export", str(exported_run), "--format", fmt).returncode == 0
+    images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::5]]
+    keras_results = inceptune.predict(str(exported_run), images, runtime="keras")
+    for runtime in ("onnx", "openvino", "auto"):
+        results = inceptune.predict(str(exported_run), images, runtime=runtime, tta=2)
+        plain = inceptune.predict(str(exported_run), images, runtime=runtime)
+        for ours, theirs in zip(plain, keras_results):
+            assert max(abs(ours["probabilities"][c] - theirs["probabilities"][c]) for c in theirs["probabilities"]) \
+                <= 1e-4, runtime
+        assert len(results) == len(images) and all("top" in r for r in results)
+
+
+def test_missing_exports_and_unknown_formats_are_one_sentence(flowers_run, small_flowers, tmp_path):
+    run = tmp_path / "plain"
+    shutil.copytree(flowers_run.run, run, ignore=shutil.ignore_patterns("export"))
+    image = str(sorted(small_flowers.rglob("*.jpg"))[0])
+    assert "has no onnx export" in one_sentence_error(run_cli("predict", str(run), image, "--runtime", "onnx"))
+    assert "Unknown format 'coreml'" in one_sentence_error(run_cli("export", str(run), "--format", "coreml"))
+    assert "--runtime must be one of" in one_sentence_error(run_cli("predict", str(run), image, "--runtime", "tvm"))
+
+
+def test_the_folded_serving_model_equals_the_saved_model(flowers_run):
+    import keras
+
+    from inceptune.deploy.export import serving_model
+    from inceptune.runs import RunFolder
+
+    model = RunFolder.open(flowers_run.run).load_model()
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 150, 150, 3)).astype("float32")
+    serving = serving_model(model, 150)
+    assert not any(isinstance(layer, keras.layers.Normalization) for layer in serving.layers)
+    assert np.abs(serving.predict(pixels, verbose=0) - model.predict(pixels, verbose=0)).max() < 1e-5
