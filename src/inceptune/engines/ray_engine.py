@@ -116,6 +116,7 @@ def _require_ray() -> None:
 def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = 32, address: str | None = None,
                      unsafe: bool = False, tta: int = 1) -> list[dict]:
     """`predict` for a run folder on Ray: the same result dicts, in input order."""
+    from inceptune.inference.predict import rank_classes
     from inceptune.runs import RunFolder
 
     _require_ray()
@@ -130,10 +131,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            order = np.argsort(-probs, kind="stable")[: max(1, top)]
-            results[int(index)] = {"path": str(path),
-                                   "top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
-                                   "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+            results[int(index)] = {"path": str(path), **rank_classes(classes, probs, top)}
     return results
 
 

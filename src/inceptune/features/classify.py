@@ -137,19 +137,15 @@ class Embedder:
 def predict_with_features_model(model: str, inputs, top: int = 5, batch_size: int = 32,
                                 weights: str | None = None) -> list[dict]:
     from inceptune.inference.inputs import expand_inputs
-    from inceptune.inference.predict import run_batches
+    from inceptune.inference.predict import rank_classes, run_batches
 
     estimator, description = load_features_model(model)
     embed = Embedder(description["features"], weights)
     classes = [str(c) for c in estimator.classes_]
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
 
-    def rank(probs: np.ndarray) -> dict:
-        order = np.argsort(-probs, kind="stable")[: max(1, top)]
-        return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
-                "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
-
-    return run_batches(paths, embed.image_size, batch_size, lambda x: estimator.predict_proba(embed(x)), rank)
+    return run_batches(paths, embed.image_size, batch_size, lambda x: estimator.predict_proba(embed(x)),
+                       lambda probs: rank_classes(classes, probs, top))
 
 
 def similar(features: str, image: str, k: int = 5, weights: str | None = None) -> list[dict]:

@@ -44,9 +44,7 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
 
     def rank(probs: np.ndarray) -> dict:
-        order = np.argsort(-probs, kind="stable")[: max(1, top)]
-        return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
-                "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+        return rank_classes(classes, probs, top)
 
     infer = lambda x: class_probabilities(model.predict_on_batch(x))  # noqa: E731
     chosen = run_runtime(folder.path, runtime) if runtime != "keras" else None
@@ -57,6 +55,13 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
                                    else np.stack([resize_image(i, image_size) for i in x]))
     infer = with_tta(infer, tta)
     return run_batches(paths, image_size, batch_size, infer, rank)
+
+
+def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
+    """One image's result: the `top` classes by probability, and every class's probability."""
+    order = np.argsort(-probs, kind="stable")[: max(1, top)]
+    return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
+            "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
 
 def run_batches(paths: list[str], image_size: int, batch_size: int, infer, describe) -> list[dict]:
