@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -100,6 +101,8 @@ def _plain_layout(model) -> dict[str, tuple[float, float]]:
     return labels
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot (Debian package graphviz; .ci/run "
+                                                         "installs it)")
 def test_diagram_is_written_and_draws_the_branches_side_by_side(tmp_path):
     proc = run_cli("build", "single-module", "--input-shape", "48,48,1", "--classes", "7",
                    "--plot", str(tmp_path / "net.png"))
