@@ -188,9 +188,10 @@ def test_evaluate_on_another_folder_writes_its_own_report(trained_run, small_hym
 
 
 @requires_shared
-def test_mlflow_receives_settings_metrics_plots_and_the_model(flowers_run, tmp_path):
+def test_mlflow_receives_settings_metrics_plots_and_the_model(flowers_run, tmp_path, monkeypatch):
     import mlflow
 
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts in ./mlruns beside a sqlite store
     from inceptune.runs import RunFolder
     from inceptune.tracking import log_run
 
