@@ -76,6 +76,6 @@ def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 15
     samples = [str(data / shape / f"{shape}_000.jpg") for shape in SHAPES]
     for r in predict(str(result.run), samples, top=1):
         console.info(f"  {r['path']}: {r['top'][0]['label']} ({r['top'][0]['probability']:.2f})")
-    console.info(f"Done. The trained model, labels, history and metrics are in {result.run}/; try\n"
+    console.info(f"Done. The trained model, its report.html (metrics and plots), labels and history are in {result.run}/; try\n"
                  f"  inceptune predict {result.run} {samples[0]}\n  inceptune evaluate {result.run}")
     return metrics
