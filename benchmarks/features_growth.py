@@ -44,13 +44,10 @@ def subset(src: Path, dst: Path, n: int) -> Path:
 def run(data: Path, weights: str, image_size: int, tmp: Path) -> dict:
     cmd = [sys.executable, "-m", "inceptune", "-q", "features", str(data), "--out", str(tmp / "f.parquet"),
            "--weights", weights, "--image-size", str(image_size), "--cache-dir", str(tmp / "cache")]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kib < before:  # ru_maxrss of children is the max over all of them so far
-        peak_kib = before
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # this interpreter's only child
     return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
 
 
@@ -63,9 +60,8 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     results = {}
-    # Largest first: RUSAGE_CHILDREN keeps the maximum over all children, so measuring the big run
-    # first and the small ones after would hide a small one's lower peak; each size gets its own
-    # interpreter for its figure instead.
+    # RUSAGE_CHILDREN keeps the maximum over all children, so each size runs from its own
+    # interpreter (_isolated) and its figure is its own peak.
     for factor in (1, 2, 4):
         n = args.n * factor
         with tempfile.TemporaryDirectory() as tmp:

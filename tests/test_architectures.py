@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import re
 import shutil
 
@@ -14,7 +13,7 @@ from PIL import Image, ImageDraw
 import inceptune
 from conftest import run_cli
 from inceptune.architectures import blocks
-from inceptune.architectures.networks import build_network, googlenet, inception_v3, single_module_net
+from inceptune.architectures.networks import googlenet, inception_v3, single_module_net
 from inceptune.architectures.profile import count_macs, describe, to_dot
 
 layers = keras.layers

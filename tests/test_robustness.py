@@ -1,6 +1,5 @@
 """Bad inputs against every command, property-based loading, SIGKILL at several points, untrusted models."""
 
-import io
 import json
 import os
 import shutil
