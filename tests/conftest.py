@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,30 @@ def _small_run(data: Path, tmp_path_factory, name: str, **settings):
     out = tmp_path_factory.mktemp("runs") / name
     return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
                            epochs=15, batch_size=16, **settings)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+@contextmanager
+def headless_chromium():
+    """A real headless Chromium (Debian's) driven by Playwright; skips when Chromium is not installed."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Chromium (Debian package chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def one_sentence_error(proc) -> str:

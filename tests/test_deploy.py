@@ -66,3 +66,28 @@ def test_the_folded_serving_model_equals_the_saved_model(flowers_run):
     serving = serving_model(model, 150)
     assert not any(isinstance(layer, keras.layers.Normalization) for layer in serving.layers)
     assert np.abs(serving.predict(pixels, verbose=0) - model.predict(pixels, verbose=0)).max() < 1e-5
+
+
+def test_an_int8_export_meets_its_stated_tolerance_and_predicts(exported_run, small_flowers):
+    proc = run_cli("export", str(exported_run), "--format", "onnx", "--quantize", "int8")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((exported_run / "export" / "onnx-int8" / "export.json").read_text())
+    assert report["quantize"] == "int8" and report["tolerance"] == 0.15
+    assert report["max_abs_diff"] <= 0.15 and report["decisive_top1_agreement"] == 1.0
+    fp32 = json.loads((exported_run / "export" / "onnx" / "export.json").read_text()) \
+        if (exported_run / "export" / "onnx").is_dir() else None
+    if fp32:
+        assert report["bytes"] < 0.6 * fp32["bytes"]  # int8 weights: about a quarter of FP32, plus scales
+    images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::10]]
+    results = inceptune.predict(str(exported_run), images, runtime="onnx-int8")
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in results)
+    auto = inceptune.predict(str(exported_run), images, runtime="auto")  # auto never picks a quantized export
+    keras_results = inceptune.predict(str(exported_run), images, runtime="keras")
+    assert [r["top"][0]["label"] for r in auto] == [r["top"][0]["label"] for r in keras_results]
+
+
+def test_quantize_options_that_cannot_work_are_one_sentence(flowers_run):
+    message = one_sentence_error(run_cli("export", str(flowers_run.run), "--format", "saved_model", "--quantize", "int8"))
+    assert "FP32 only" in message
+    assert "must be fp16 or int8" in one_sentence_error(
+        run_cli("export", str(flowers_run.run), "--format", "onnx", "--quantize", "int4"))

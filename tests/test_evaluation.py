@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +20,13 @@ from sklearn.metrics import (
 )
 
 import inceptune
-from conftest import requires_shared, run_cli
+from conftest import headless_chromium, png_size, requires_shared, run_cli
 from inceptune.evaluation.evaluate import read_predictions
 from inceptune.evaluation.metrics import calibration, classification_metrics, summarize_folds
 from inceptune.inference.tta import VIEWS, view, with_tta
 
 PNGS = ("training_curves.png", "confusion_matrix.png", "roc_curve.png", "precision_recall_curve.png",
         "reliability_diagram.png", "errors.png")
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", data[16:24])
 
 
 # --- metrics, without a model
@@ -141,7 +134,7 @@ def test_binary_metrics_use_the_positive_class(trained_run):
 def test_train_writes_the_report_and_every_plot(flowers_run):
     run = flowers_run.run
     for name in PNGS:
-        width, height = _png_size(run / name)
+        width, height = png_size(run / name)
         assert width > 200 and height > 200, name
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(PNGS) and "src=\"http" not in html
@@ -153,24 +146,15 @@ def test_train_writes_the_report_and_every_plot(flowers_run):
 
 @requires_shared
 def test_report_renders_with_its_images_in_headless_chromium(flowers_run, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("needs Chromium (Debian package chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+    with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto((flowers_run.run / "report.html").as_uri())
         widths = page.evaluate("Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
         rows = page.locator("#per-class tr").count()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        browser.close()
     assert len(widths) == len(PNGS) and min(widths) > 200  # every picture decoded by the browser
     assert rows == 1 + 5
-    width, height = _png_size(tmp_path / "report.png")
+    width, height = png_size(tmp_path / "report.png")
     assert width == 1200 and height > 3000  # the full page, pictures included
 
 

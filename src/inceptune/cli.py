@@ -135,7 +135,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     tta: TtaOpt = 1,
     unsafe: UnsafeOpt = False,
-    runtime: Annotated[str, typer.Option(help="auto (fastest export present, else keras), keras, onnx or openvino.")] = "auto",
+    runtime: Annotated[str, typer.Option(help="auto (fastest FP32 export present, else keras), keras, onnx, openvino, or a quantized export such as onnx-int8.")] = "auto",
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors) for a run folder.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
 ) -> None:
@@ -253,12 +253,32 @@ def build(
 def export(
     run: Annotated[str, typer.Argument(help="A run folder.")],
     fmt: Annotated[str, typer.Option("--format", help="saved_model, onnx, openvino or litert.")] = "onnx",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT[-QUANTIZE]).")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino); checked against its own tolerance.")] = None,
 ) -> None:
     """Export a run's model for another runtime; kept only if it matches Keras on the run's images."""
-    report = inceptune.export(run, fmt, out=out)
+    report = inceptune.export(run, fmt, out=out, quantize=quantize)
     print(f"{report['path']}: max probability difference {report['max_abs_diff']:.1e} on "
           f"{report['images_checked']} images, top-1 agreement {report['top1_agreement']:.0%}")
+
+
+@app.command()
+def serve(
+    run: Annotated[str, typer.Argument(help="A run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; the default only accepts this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="auto, keras, onnx, openvino, or a quantized export such as onnx-int8.")] = "auto",
+    top: Annotated[int, typer.Option("--top", "-k", help="Default number of classes per answer (?top_k= overrides).")] = 5,
+    max_batch: Annotated[int, typer.Option(help="Largest micro-batch of concurrent requests' images.")] = 16,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MiB.")] = 20,
+    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (checked before decoding).")] = 40_000_000,
+    unsafe: UnsafeOpt = False,
+) -> None:
+    """Serve a run over HTTP: POST /predict, /explain, GET /health, /labels, a web page at /, docs at /docs."""
+    from inceptune.deploy.server import serve as serve_run
+
+    serve_run(run, host=host, port=port, runtime=runtime, top=top, max_batch=max_batch,
+              max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, unsafe=unsafe)
 
 
 @app.command()

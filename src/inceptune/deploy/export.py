@@ -3,8 +3,10 @@
     model.keras -> serving_model (fixed-size pixels in: no resize layer; the head's
                    feature standardisation folded into its first Dense layer)
         -> saved_model | onnx | openvino | litert   (keras.Model.export)
-        -> parity on real images of the run: max |p - p_keras| <= 1e-4, same top-1
-        -> RUN/export/<format>/ with labels.json and export.json
+        -> optionally quantized (fp16 | int8, deploy/quantize.py)
+        -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32), same top-1
+           (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py)
+        -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
 
 Why the serving model differs from model.keras, without changing its answers:
 the antialiased resize inside model.keras (TensorFlow's ScaleAndTranslate)
@@ -29,14 +31,15 @@ from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import read_manifest
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
+from inceptune.deploy.quantize import TOLERANCES, check_quantize, decisive, litert_options, quantize_file
 from inceptune.errors import ImageError, UserError
 from inceptune.models.classifier import class_probabilities
 from inceptune.runs import RunFolder
 
 FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
-TOLERANCE = 1e-4
 PARITY_IMAGES = 16
+CALIBRATION_IMAGES = 32
 
 
 def serving_model(model: keras.Model, image_size: int) -> keras.Model:
@@ -69,68 +72,89 @@ def _folded_dense(norm: keras.layers.Normalization, dense: keras.layers.Dense) -
     return folded
 
 
-def export(run: str, fmt: str, out: str | None = None) -> dict:
-    """Export a run's model and check it against Keras on the run's own images.
+def export(run: str, fmt: str, out: str | None = None, quantize: str | None = None) -> dict:
+    """Export a run's model (optionally quantized: fp16 or int8) and check it against Keras on the run's images.
 
     Examples:
         >>> inceptune.export("runs/flowers", "onnx")
         {'format': 'onnx', 'path': 'runs/flowers/export/onnx/model.onnx', 'max_abs_diff': 2.3e-07, ...}
+        >>> inceptune.export("runs/flowers", "litert", quantize="int8")["path"]
+        'runs/flowers/export/litert-int8/model.tflite'
     """
     if fmt not in FILES:
         raise UserError(f"Unknown format '{fmt}'; expected one of {', '.join(FILES)}.")
+    check_quantize(fmt, quantize)
     folder = RunFolder.open(run)
     image_size = int(folder.config["image_size"])
     model = folder.load_model()
-    target = Path(out) if out else folder.path / "export" / fmt
+    name = fmt if quantize is None else f"{fmt}-{quantize}"
+    target = Path(out) if out else folder.path / "export" / name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     artefact = target / FILES[fmt]
+    calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
     start = time.perf_counter()
     try:
         serving = serving_model(model, image_size)
         serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
-        serving.export(str(artefact), format=KERAS_FORMAT[fmt], verbose=False)
+        fp32 = artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt]
+        fp32.parent.mkdir(exist_ok=True)
+        options = litert_options(quantize, calibration) if fmt == "litert" else {}
+        serving.export(str(fp32), format=KERAS_FORMAT[fmt], verbose=False, **options)
+        if fp32 != artefact:
+            quantize_file(fmt, quantize, fp32, artefact, calibration)
+            shutil.rmtree(fp32.parent)
     except ImportError as exc:
         shutil.rmtree(target)
         raise UserError(f"Exporting to {fmt} needs {exc.name or 'an extra package'}: "
                         f"pip install 'inceptune[{fmt}]'.") from None
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - start
-    pixels = _parity_images(folder, image_size)
+    pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
     expected = class_probabilities(model.predict(pixels, verbose=0))
     from inceptune.deploy.runtimes import load_runtime
 
     got = load_runtime(fmt, artefact)(pixels)
     diff = float(np.abs(got - expected).max())
-    agree = float((got.argmax(axis=1) == expected.argmax(axis=1)).mean())
-    report = {"format": fmt, "path": str(artefact), "image_size": image_size, "images_checked": len(pixels),
-              "max_abs_diff": diff, "tolerance": TOLERANCE, "top1_agreement": agree,
+    same = got.argmax(axis=1) == expected.argmax(axis=1)
+    tolerance = TOLERANCES[quantize]
+    clear = decisive(expected, tolerance)
+    agree, clear_agree = float(same.mean()), float(same[clear].mean()) if clear.any() else 1.0
+    report = {"format": fmt, "quantize": quantize, "path": str(artefact), "image_size": image_size,
+              "bytes": sum(f.stat().st_size for f in target.rglob("*") if f.is_file()),
+              "images_checked": len(pixels), "max_abs_diff": diff, "tolerance": tolerance,
+              "top1_agreement": agree, "decisive_images": int(clear.sum()), "decisive_top1_agreement": clear_agree,
               "seconds": round(seconds, 1)}
-    if diff > TOLERANCE or agree < 1.0:
+    if diff > tolerance or clear_agree < 1.0:
         shutil.rmtree(target)
-        raise UserError(f"The {fmt} export differs from Keras (max probability difference {diff:.2e}, "
-                        f"top-1 agreement {agree:.0%}), so it was not kept.")
+        raise UserError(f"The {name} export differs from Keras (max probability difference {diff:.2e} against "
+                        f"{tolerance:g} allowed, top-1 agreement {clear_agree:.0%} on the {int(clear.sum())} images "
+                        "Keras calls clearly), so it was not kept.")
     atomic_write_json(target / "labels.json", folder.read_json("labels.json"))
     atomic_write_json(target / "export.json", report)
-    console.info(f"Exported {fmt} to {artefact}: parity on {len(pixels)} images, max difference {diff:.1e} "
-                 f"(tolerance {TOLERANCE:g}), top-1 agreement {agree:.0%}.")
+    console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): parity on {len(pixels)} "
+                 f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
+                 f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
     return report
 
 
-def _parity_images(folder: RunFolder, image_size: int) -> np.ndarray:
-    """Up to PARITY_IMAGES real images of the run (test split first), resized as predict does."""
+def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:
+    """Up to `count` real images of the run, from `splits` in that order, resized as predict does."""
     records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
-    records = sorted(records, key=lambda r: {"test": 0, "val": 1}.get(r.split, 2))
+    records = sorted(records, key=lambda r: splits.index(r.split) if r.split in splits else len(splits))
     images = []
     for r in records:
         try:
             images.append(resize_image(load_image(r.path), image_size))
         except ImageError:
             continue
-        if len(images) == PARITY_IMAGES:
+        if len(images) == count:
             break
     if not images:
         console.warn("the run's images are not on this machine; checking parity on generated images")
         rng = np.random.default_rng(0)
-        images = list(rng.uniform(0, 255, (PARITY_IMAGES, image_size, image_size, 3)).astype("float32"))
+        images = list(rng.uniform(0, 255, (count, image_size, image_size, 3)).astype("float32"))
     return np.stack(images).astype("float32")

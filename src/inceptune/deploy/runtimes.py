@@ -10,8 +10,9 @@ import numpy as np
 from inceptune.errors import UserError
 from inceptune.models.classifier import class_probabilities
 
-RUNTIMES = ("auto", "keras", "onnx", "openvino")
-AUTO_ORDER = ("openvino", "onnx")  # fastest first on CPUs (see BENCHMARKS.md)
+RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
+EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
+AUTO_ORDER = ("openvino", "onnx")  # fastest first on CPUs (see BENCHMARKS.md); auto never picks a quantized one
 
 
 def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -55,22 +56,40 @@ def run_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray
 
     `auto` takes the fastest export present whose runtime is installed, else Keras.
     """
-    if runtime not in RUNTIMES:
-        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime}.")
     if runtime == "keras":
         return None
+    fmt, _, quantize = runtime.partition("-")
+    if runtime != "auto" and (fmt not in EXPORTED or quantize not in ("", "fp16", "int8")):
+        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)} (or a quantized export such as onnx-int8), "
+                        f"got {runtime}.")
     from inceptune.deploy.export import FILES
 
     for name in (AUTO_ORDER if runtime == "auto" else (runtime,)):
-        artefact = run_path / "export" / name / FILES[name]
+        fmt = name.partition("-")[0]
+        artefact = run_path / "export" / name / FILES[fmt]
+        if not artefact.exists():
+            if runtime != "auto":
+                how = f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")
+                raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} {how}` first.")
+            continue
+        try:
+            return name, load_runtime(fmt, artefact)
+        except ImportError:
+            if runtime != "auto":
+                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{fmt}]'.") from None
+    return None
+    from inceptune.deploy.export import FILES
+
+    for name, fmt in fmt_of.items():
+        artefact = run_path / "export" / name / FILES[fmt]
         if not artefact.exists():
             if runtime != "auto":
                 raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} --format {name}` "
                                 "first.")
             continue
         try:
-            return name, load_runtime(name, artefact)
+            return name, load_runtime(fmt, artefact)
         except ImportError:
             if runtime != "auto":
-                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{name}]'.") from None
+                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{fmt}]'.") from None
     return None

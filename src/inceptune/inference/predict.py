@@ -36,25 +36,39 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
         >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
         [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}, ...], ...}]
     """
-    check_tta(tta)
-    folder = RunFolder.open(run)
-    classes = folder.classes
-    image_size = int(folder.config["image_size"])
-    model = folder.load_model(unsafe)
+    predictor = Predictor(run, runtime=runtime, tta=tta, unsafe=unsafe)
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
+    return run_batches(paths, predictor.image_size, batch_size, predictor.infer,
+                       lambda probs: rank_classes(predictor.classes, probs, top))
 
-    def rank(probs: np.ndarray) -> dict:
-        return rank_classes(classes, probs, top)
 
-    infer = lambda x: class_probabilities(model.predict_on_batch(x))  # noqa: E731
-    chosen = run_runtime(folder.path, runtime) if runtime != "keras" else None
-    if chosen is not None:
-        name, exported = chosen
-        console.info(f"Runtime: {name} ({folder.path / 'export' / name})")
-        infer = lambda x: exported(x if x.shape[1:3] == (image_size, image_size)  # noqa: E731
-                                   else np.stack([resize_image(i, image_size) for i in x]))
-    infer = with_tta(infer, tta)
-    return run_batches(paths, image_size, batch_size, infer, rank)
+class Predictor:
+    """A run's classifier, ready to answer: `infer` maps pixels (N, H, W, 3) to class probabilities (N, C).
+
+    `runtime` keras, an export of the run (onnx, openvino, onnx-int8...) or auto;
+    `runtime_name` says which one answers. Inputs at another size than the
+    run's are resized first, the way the saved model does it.
+    """
+
+    def __init__(self, run: str, runtime: str = "keras", tta: int = 1, unsafe: bool = False):
+        check_tta(tta)
+        self.folder = RunFolder.open(run)
+        self.classes = self.folder.classes
+        self.image_size = int(self.folder.config["image_size"])
+        self.model = self.folder.load_model(unsafe)
+        self.runtime_name = "keras"
+        infer = lambda x: class_probabilities(self.model.predict_on_batch(x))  # noqa: E731
+        chosen = run_runtime(self.folder.path, runtime) if runtime != "keras" else None
+        if chosen is not None:
+            self.runtime_name, exported = chosen
+            console.info(f"Runtime: {self.runtime_name} ({self.folder.path / 'export' / self.runtime_name})")
+            infer = lambda x: exported(self.fit(x))  # noqa: E731
+        self.infer = with_tta(infer, tta)
+
+    def fit(self, x: np.ndarray) -> np.ndarray:
+        """Pixels at the run's image size (exported models take no other)."""
+        size = self.image_size
+        return x if x.shape[1:3] == (size, size) else np.stack([resize_image(i, size) for i in x])
 
 
 def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:

@@ -1,0 +1,312 @@
+"""`serve`: a run's classifier behind HTTP (FastAPI), with a small web page.
+
+    POST /predict   multipart image file(s) -> JSON top-k per image
+    POST /explain   one image -> the top class and a Grad-CAM overlay (PNG data URL)
+    GET  /health    status, runtime and micro-batching counters
+    GET  /labels    the class names
+    GET  /          the web page (resources/index.html): drop an image, see bars
+    GET  /docs      OpenAPI docs (/openapi.json)
+
+Request flow: the body-size guard (before any byte is parsed) -> content-type
+checks -> decode and resize on a worker thread, with the pixel-count limit
+read from the header -> MicroBatcher, which gathers the images of concurrent
+requests into one batch for the model -> JSON. Every refusal is a JSON body
+`{"error": "..."}` with a 4xx status; the model runs on one dedicated thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib import resources
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inceptune.data.images import decode_image
+from inceptune.data.pipeline import resize_image
+from inceptune.errors import ImageError, UserError
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
+DEFAULT_MAX_PIXELS = 40_000_000  # a 40-megapixel photo; the header is checked before decoding
+DEFAULT_MAX_FILES = 16
+IMAGE_TYPES = ("image/", "application/octet-stream")  # octet-stream: clients that do not guess types
+
+
+class MicroBatcher:
+    """Gathers the images of concurrent requests into batches of at most `max_batch` for one model thread.
+
+    A batch starts with the first waiting request and takes whatever else
+    arrives within `max_wait` seconds (or is queued while the model is busy).
+    """
+
+    def __init__(self, infer, max_batch: int = 16, max_wait: float = 0.005):
+        self.infer, self.max_batch, self.max_wait = infer, max_batch, max_wait
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inceptune-model")
+        self.queue: asyncio.Queue | None = None
+        self.batches = self.images = 0
+
+    async def run(self) -> None:
+        self.queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self.queue.get()]
+            count, deadline = len(items[0][0]), loop.time() + self.max_wait
+            while count < self.max_batch:
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                items.append(item)
+                count += len(item[0])
+            batch = np.concatenate([images for images, _ in items])
+            try:
+                probs = await loop.run_in_executor(self.model_thread, self.infer, batch)
+            except Exception as exc:  # the requests fail, the server stays up
+                for _, future in items:
+                    future.set_exception(exc)
+                continue
+            self.batches, self.images = self.batches + 1, self.images + len(batch)
+            start = 0
+            for images, future in items:
+                future.set_result(probs[start:start + len(images)])
+                start += len(images)
+
+    async def submit(self, images: np.ndarray) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((images, future))
+        return await future
+
+    async def call(self, fn, *args):
+        """Run `fn` on the model thread (models are not shared across threads)."""
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, fn, *args)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for request bodies over `max_bytes`, by Content-Length or as they stream in."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await _send_json(send, 413, self._message())
+        seen, started = 0, False
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge()
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await _send_json(send, 413, self._message())
+
+    def _message(self) -> str:
+        return f"The request body is over the limit of {self.max_bytes / 2**20:g} MiB."
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_json(send, status: int, error: str) -> None:
+    import json
+
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 16,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_files: int = DEFAULT_MAX_FILES, unsafe: bool = False):
+    """The FastAPI app serving a run folder's model (see the module docstring for the routes)."""
+    from inceptune.inference.predict import Predictor
+
+    predictor = Predictor(run, runtime=runtime, unsafe=unsafe)
+    classes, size = predictor.classes, predictor.image_size
+    batcher = MicroBatcher(predictor.infer, max_batch=max_batch)
+    cam = _grad_cam(predictor)
+    counters = {"requests": 0, "started": time.time()}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+        batcher.model_thread.shutdown(wait=False)
+
+    app = FastAPI(title="inceptune", version=_version(), lifespan=lifespan,
+                  description=f"Image classifier of the run {predictor.folder.path.name}: {', '.join(classes)}.")
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"Invalid request: {where} {first.get('msg', '')}".strip() + "."},
+                            status_code=422)
+
+    async def read_images(request: Request, limit: int) -> list[tuple[str, np.ndarray]]:
+        kind = request.headers.get("content-type", "")
+        if not kind.startswith("multipart/form-data"):
+            raise HTTPException(415, f"Send the images as multipart/form-data (field 'file'), not '{kind or 'nothing'}'.")
+        try:
+            form = await request.form(max_files=limit, max_fields=limit)
+        except _TooLarge:
+            raise
+        except Exception as exc:
+            raise HTTPException(400, f"The multipart body could not be parsed ({exc}).") from None
+        uploads = [v for _, v in form.multi_items() if hasattr(v, "filename") and v.filename is not None]
+        if not uploads:
+            raise HTTPException(400, "The request has no image file; send one in a multipart field named 'file'.")
+        if len(uploads) > limit:
+            raise HTTPException(413, f"At most {limit} images per request.")
+        images = []
+        for upload in uploads:
+            name, kind = upload.filename or "upload", upload.content_type or ""
+            if not kind.startswith(IMAGE_TYPES):
+                raise HTTPException(415, f"{name} is '{kind}', not an image.")
+            data = await upload.read()
+            try:
+                images.append((name, await run_in_threadpool(_decode, data, max_pixels)))
+            except ImageError as exc:
+                raise HTTPException(413 if exc.reason.startswith("too large") else 400,
+                                    f"{name} cannot be used: {exc.reason}.") from None
+        return images
+
+    def pixels(images: list[tuple[str, np.ndarray]]) -> np.ndarray:
+        return np.stack([resize_image(image, size) for _, image in images])
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return resources.files("inceptune.resources").joinpath("index.html").read_text()
+
+    @app.get("/health")
+    async def health():
+        """Liveness, the model being served, and micro-batching counters."""
+        return {"status": "ok", "run": predictor.folder.path.name, "runtime": predictor.runtime_name,
+                "classes": len(classes), "image_size": size, "explain": cam is not None,
+                "requests": counters["requests"], "batches": batcher.batches, "images": batcher.images,
+                "uptime_s": round(time.time() - counters["started"], 1)}
+
+    @app.get("/labels")
+    async def labels():
+        """The class names, in the model's output order."""
+        return {"classes": classes}
+
+    multipart = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+
+    @app.post("/predict", openapi_extra=multipart)
+    async def predict(request: Request, top_k: int = top):
+        """Top-k classes for one or several images (multipart field `file`, repeatable)."""
+        if not 1 <= top_k <= len(classes):
+            raise HTTPException(400, f"top_k must be between 1 and {len(classes)}.")
+        images = await read_images(request, max_files)
+        counters["requests"] += 1
+        probs = await batcher.submit(await run_in_threadpool(pixels, images))
+        results = []
+        for (name, _), p in zip(images, probs):
+            order = np.argsort(-p, kind="stable")[:top_k]
+            results.append({"filename": name, "top": [{"label": classes[i], "probability": float(p[i])}
+                                                      for i in order]})
+        return {"runtime": predictor.runtime_name, "predictions": results}
+
+    @app.post("/explain", openapi_extra=multipart)
+    async def explain(request: Request):
+        """The top class of one image and a Grad-CAM overlay of where the model looked (PNG data URL)."""
+        if cam is None:
+            raise HTTPException(404, "Grad-CAM is not available for this model (it has no pretrained Inception base).")
+        (name, image), *_ = await read_images(request, 1)
+        heatmap, probs = await batcher.call(cam, image)
+        index = int(np.argmax(probs))
+        overlay = await run_in_threadpool(_overlay_png, image, heatmap)
+        return {"filename": name, "label": classes[index], "probability": float(probs[index]),
+                "overlay": "data:image/png;base64," + base64.b64encode(overlay).decode()}
+
+    return app
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    return decode_image(data, max_pixels=max_pixels)
+
+
+def _grad_cam(predictor):
+    from inceptune.inference.explain import GradCam
+
+    try:
+        return GradCam(predictor.model, predictor.image_size)
+    except (StopIteration, ValueError, UserError):  # no pretrained base (from-scratch architectures)
+        return None
+
+
+def _overlay_png(image: np.ndarray, heatmap: np.ndarray, longest: int = 512) -> bytes:
+    """The image with the heatmap blended on top (jet colours), at most `longest` pixels wide or high."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    colours = colormaps["jet"](heatmap)[..., :3] * 255
+    blended = (0.55 * image.astype("float32") + 0.45 * colours).clip(0, 255).astype("uint8")
+    picture = Image.fromarray(blended)
+    picture.thumbnail((longest, longest))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("inceptune")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def serve(run: str, host: str = "127.0.0.1", port: int = 8000, **settings) -> None:
+    """Serve a run until interrupted (see `create_app` for the settings)."""
+    import socket
+
+    import uvicorn
+
+    from inceptune import console
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port.") from None
+    app = create_app(run, **settings)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.warn(f"listening on {host}: anyone who can reach this machine can use the model")
+    console.info(f"Serving {run} on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops.")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
