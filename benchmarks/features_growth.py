@@ -2,7 +2,7 @@
 
 Each size runs `inceptune features` in a fresh process with an empty cache
 (so every image goes through the network) and reads that process's peak
-resident memory from the OS. Time should grow linearly with N and memory
+resident memory from the kernel (wait4). Time should grow linearly with N and memory
 stay flat: images stream through bounded batches and rows stream into the
 Parquet file.
 
@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from machine import describe, run_measured
 
 
 def subset(src: Path, dst: Path, n: int) -> Path:
@@ -44,11 +41,22 @@ def subset(src: Path, dst: Path, n: int) -> Path:
 def run(data: Path, weights: str, image_size: int, tmp: Path) -> dict:
     cmd = [sys.executable, "-m", "inceptune", "-q", "features", str(data), "--out", str(tmp / "f.parquet"),
            "--weights", weights, "--image-size", str(image_size), "--cache-dir", str(tmp / "cache")]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # this interpreter's only child
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
+    return run_measured(cmd)
+
+
+def growth(data: Path, weights: str, n: int, image_size: int = 299) -> dict:
+    """Extraction at n, 2n and 4n images, each in a fresh process with an empty cache."""
+    results = {}
+    for factor in (1, 2, 4):
+        with tempfile.TemporaryDirectory() as tmp:
+            results[n * factor] = run(subset(data, Path(tmp) / "data", n * factor), weights, image_size, Path(tmp))
+        r = results[n * factor]
+        print(f"N={n * factor:>5}: {r['seconds']:7.1f} s  {n * factor / r['seconds']:5.1f} img/s  "
+              f"peak RSS {r['peak_rss_mib']:7.1f} MiB", flush=True)
+    small, large = results[n], results[4 * n]
+    return {"image_size": image_size, "results": results,
+            "time_ratio_4n_over_n": round(large["seconds"] / small["seconds"], 2),
+            "rss_growth_4n_over_n": round(large["peak_rss_mib"] / small["peak_rss_mib"] - 1, 4)}
 
 
 def main() -> None:
@@ -59,35 +67,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--json")
     args = parser.parse_args()
-    results = {}
-    # RUSAGE_CHILDREN keeps the maximum over all children, so each size runs from its own
-    # interpreter (_isolated) and its figure is its own peak.
-    for factor in (1, 2, 4):
-        n = args.n * factor
-        with tempfile.TemporaryDirectory() as tmp:
-            data = subset(Path(args.data), Path(tmp) / "data", n)
-            results[n] = _isolated(data, args.weights, args.image_size, Path(tmp))
-        print(f"N={n:>5}: {results[n]['seconds']:7.1f} s  {n / results[n]['seconds']:5.1f} img/s  "
-              f"peak RSS {results[n]['peak_rss_mib']:7.1f} MiB", flush=True)
-    small, large = results[args.n], results[4 * args.n]
-    summary = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "image_size": args.image_size,
-        "results": results, "time_ratio_4n_over_n": round(large["seconds"] / small["seconds"], 2),
-        "rss_growth_4n_over_n": round(large["peak_rss_mib"] / small["peak_rss_mib"] - 1, 4),
-    }
+    summary = {"machine": describe(), **growth(Path(args.data), args.weights, args.n, args.image_size)}
+    small, large = summary["results"][args.n], summary["results"][4 * args.n]
     print(f"4N/N time ratio {summary['time_ratio_4n_over_n']} (linear: 4); peak RSS {small['peak_rss_mib']} -> "
           f"{large['peak_rss_mib']} MiB ({100 * summary['rss_growth_4n_over_n']:+.1f}%; claim: < +10%)")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
-
-
-def _isolated(data: Path, weights: str, image_size: int, tmp: Path) -> dict:
-    """run() in a child interpreter, so RUSAGE_CHILDREN there is this size's peak alone."""
-    code = ("import json, sys; sys.path.insert(0, %r); from features_growth import run; from pathlib import Path; "
-            "print(json.dumps(run(Path(%r), %r, %d, Path(%r))))" % (str(Path(__file__).parent), str(data), weights,
-                                                                    image_size, str(tmp)))
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -91,3 +91,16 @@ def test_pixel_limit_is_checked_from_the_header():
 def test_unreadable_path_gives_a_reason(tmp_path):
     with pytest.raises(ImageError, match="cannot read"):
         load_image(tmp_path / "missing.jpg")
+
+
+@pytest.mark.parametrize("shape", [(40, 40, 3), (40, 56, 3)])
+def test_resize_image_matches_the_models_resizing_layer_also_when_already_at_size(shape):
+    import keras
+
+    from inceptune.data.pipeline import resize_image
+    from inceptune.models.classifier import RESIZE
+
+    image = np.random.default_rng(0).integers(0, 256, shape).astype("uint8")
+    layer = keras.layers.Resizing(40, 40, **RESIZE)
+    expected = keras.ops.convert_to_numpy(layer(image[None].astype("float32")))[0]
+    assert np.abs(resize_image(image, 40) - expected).max() < 1e-3
