@@ -2,7 +2,7 @@
 
 Each size runs `inceptune features` in a fresh process with an empty cache
 (so every image goes through the network) and reads that process's peak
-resident memory from the kernel (wait4). Time should grow linearly with N and memory
+resident memory from the kernel. Time should grow linearly with N and memory
 stay flat: images stream through bounded batches and rows stream into the
 Parquet file.
 

@@ -80,15 +80,24 @@ def describe() -> str:
     return f"{cpu['model']}, {cpu['cores']} cores, {platform.machine()}, {'%d GPU' % gpus if gpus else 'no GPU'}"
 
 
+# A small interpreter runs the command and reports RUSAGE_CHILDREN: measured from a big parent
+# (TensorFlow loaded), a child's ru_maxrss would include the parent's pages from before its exec.
+_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+             "sys.exit(code)")
+
+
 def run_measured(cmd: list[str], **popen) -> dict:
-    """Run a command; its wall seconds and its own peak resident memory (from the kernel, via wait4)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(cmd, **popen)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise subprocess.CalledProcessError(process.returncode, cmd)
-    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    """Run a command; its wall seconds and its own peak resident memory (from the kernel)."""
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *cmd], check=True, **popen)
+        seconds = time.perf_counter() - start
+        peak_kib = int(Path(report.name).read_text())
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak_kib / 1024, 1)}
 
 
 def peak_rss_mib(pid: int) -> float:

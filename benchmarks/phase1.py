@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import inceptune
+from machine import describe
 
 inceptune._import_tensorflow_quietly()
 import keras  # noqa: E402
@@ -61,6 +61,22 @@ def ours(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> d
             "phase1_seconds": result.metrics["phase1"]["seconds"]}
 
 
+def phase1(data: Path, weights: str, image_size: int = 299, epochs: int = 10, seed: int = 1337) -> dict:
+    ref = reference(data, weights, image_size, epochs, seed)
+    inc = ours(data, weights, image_size, epochs, seed)
+    return {"data": str(data), "image_size": image_size, "epochs": epochs, "reference": ref, "inceptune": inc,
+            "speedup": round(ref["seconds"] / inc["seconds"], 2)}
+
+
+def print_table(result: dict) -> None:
+    ref, inc = result["reference"], result["inceptune"]
+    print(f"\nphase 1, {result['epochs']} epochs at {result['image_size']}x{result['image_size']} on {result['data']}")
+    print(f"{'':12}{'wall s':>10}{'val acc':>10}")
+    print(f"{'reference':12}{ref['seconds']:>10.1f}{ref['val_accuracy']:>10.4f}")
+    print(f"{'inceptune':12}{inc['seconds']:>10.1f}{inc['val_accuracy']:>10.4f}")
+    print(f"speedup: {result['speedup']:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a folder with train/ and val/ class folders")
@@ -70,16 +86,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    ref = reference(args.data, args.weights, args.image_size, args.epochs, args.seed)
-    inc = ours(args.data, args.weights, args.image_size, args.epochs, args.seed)
-    result = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.processor() or platform.platform()}",
-              "data": str(args.data), "image_size": args.image_size, "epochs": args.epochs,
-              "reference": ref, "inceptune": inc, "speedup": ref["seconds"] / inc["seconds"]}
-    print(f"\nphase 1, {args.epochs} epochs at {args.image_size}x{args.image_size} on {args.data}")
-    print(f"{'':12}{'wall s':>10}{'val acc':>10}")
-    print(f"{'reference':12}{ref['seconds']:>10.1f}{ref['val_accuracy']:>10.4f}")
-    print(f"{'inceptune':12}{inc['seconds']:>10.1f}{inc['val_accuracy']:>10.4f}")
-    print(f"speedup: {result['speedup']:.1f}x")
+    result = {"machine": describe(), **phase1(args.data, args.weights, args.image_size, args.epochs, args.seed)}
+    print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -56,6 +56,8 @@ def train(
     data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders; with --arch also X.npy+y.npy or a FER-style CSV.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder to write (default runs/DATA-TIME).")] = None,
     weights: WeightsOpt = "imagenet",
+    from_model: Annotated[Optional[str], typer.Option("--from", help="Continue from a saved model: a run folder, a .keras file or a legacy .h5 full model (its Inception-v3 base; its head too if the classes are the same).")] = None,
+    unsafe: UnsafeOpt = False,
     image_size: ImageSizeOpt = 299,
     val_split: ValSplitOpt = 0.2,
     test_split: Annotated[float, typer.Option(help="Fraction of each class held out for testing when there is no test/ folder.")] = 0.1,
@@ -65,6 +67,11 @@ def train(
     batch_size: BatchOpt = 32,
     dropout: DropoutOpt = 0.2,
     head_units: HeadUnitsOpt = None,
+    augment: Annotated[str, typer.Option(help="Augmentation policy: none, light, default (the seeds' rotation, shifts, shear, zoom, flip; plus brightness/contrast) or strong.")] = "none",
+    aug: Annotated[Optional[list[str]], typer.Option("--aug", help="Override one augmentation parameter, KEY=VALUE (repeatable): rotation (degrees), shift, shear, zoom, flip, brightness, contrast.")] = None,
+    aug_views: Annotated[Optional[int], typer.Option(help="Augmented views cached per training image (default 4 with --augment): the base runs 1 + K times per image in all.")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(help="auto (inverse class frequency) or NAME=WEIGHT pairs, comma-separated.")] = None,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the cross-entropy (e.g. 0.1).")] = 0.0,
     unfreeze_from: UnfreezeOpt = "mixed9",
     fine_tune_epochs: FineTuneEpochsOpt = 10,
     fine_tune_lr: FineTuneLrOpt = 1e-5,
@@ -82,6 +89,7 @@ def train(
     """Train a classifier: cached features, the head, then fine-tuning of the top blocks; writes report.html."""
     settings = {k: v for k, v in locals().items() if k != "data"}
     settings["head_units"] = tuple(head_units or ())
+    settings["aug"] = tuple(aug or ())
     from inceptune.tracking import check_tracker
 
     check_tracker(track)

@@ -227,8 +227,9 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
         "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
     @app.post("/predict", openapi_extra=multipart)
-    async def predict(request: Request, top_k: int = top):
+    async def predict(request: Request, top_k: int | None = None):
         """Top-k classes for one or several images (multipart field `file`, repeatable)."""
+        top_k = min(top, len(classes)) if top_k is None else top_k
         if not 1 <= top_k <= len(classes):
             raise HTTPException(400, f"top_k must be between 1 and {len(classes)}.")
         images = await read_images(request, max_files)

@@ -74,11 +74,15 @@ def extract_to_cache(
     image_size: int,
     batch_size: int = 32,
     skip_unreadable: bool = False,
+    augment: keras.Model | None = None,
+    description: str = "Extracting features",
 ) -> ExtractionStats:
     """Make sure every record has every kind in the cache; compute only what is missing.
 
     Files that cannot be decoded are an error (the scan checked them), unless
-    `skip_unreadable`: then they are listed in `stats.failed`.
+    `skip_unreadable`: then they are listed in `stats.failed`. `augment`
+    (random layers on raw pixels) is applied to each batch before the backbone:
+    records then stand for augmented views (see training/augment.py).
     """
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
@@ -86,12 +90,13 @@ def extract_to_cache(
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         extractor = build_extractor(backbone, kinds)
-        with console.progress("Extracting features", total=len(todo)) as advance:
+        with console.progress(description, total=len(todo)) as advance:
             for batch in image_batches([p for _, p in todo], image_size, batch_size):
                 for index, reason in batch.failures:
                     stats.failed.append((todo[index][1], reason))
                 if len(batch.positions):
-                    outputs = extractor.predict_on_batch(batch.images)
+                    images = batch.images if augment is None else augment(batch.images, training=True)
+                    outputs = extractor.predict_on_batch(images)
                     for row, index in enumerate(batch.positions):
                         for kind in kinds:
                             cache.put(kind, todo[index][0], np.asarray(outputs[kind][row]))

@@ -29,6 +29,8 @@ class Classifier:
     pooling: keras.layers.Layer
     head: list[keras.layers.Layer]
     num_classes: int
+    label_smoothing: float = 0.0  # > 0: labels are one-hot (smoothed) for multi-class training
+    adapted: bool = False  # the head's standardisation is already fitted (a head kept by --from)
 
     @property
     def binary(self) -> bool:
@@ -61,15 +63,25 @@ class Classifier:
         outputs = _apply(self.head, self.pooling(top(inputs, training=False)))
         return keras.Model(inputs, outputs, name=f"fine_tune_from_{unfreeze_from}")
 
+    @property
+    def one_hot(self) -> bool:
+        """Multi-class labels as one-hot rows (label smoothing needs them), else class indices."""
+        return not self.binary and self.label_smoothing > 0
+
     def loss(self) -> keras.losses.Loss:
-        """Binary cross-entropy on 0/1 labels, or sparse categorical on class indices."""
+        """Binary cross-entropy on 0/1 labels, or categorical on class indices (one-hot when smoothing)."""
         if self.binary:
-            return keras.losses.BinaryCrossentropy()
+            return keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
+        if self.one_hot:
+            return keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
         return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self) -> list:
-        return [keras.metrics.BinaryAccuracy(name="accuracy")] if self.binary else [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if self.binary:
+            return [keras.metrics.BinaryAccuracy(name="accuracy")]
+        if self.one_hot:
+            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
 def build_classifier(

@@ -20,6 +20,8 @@ class TrainConfig:
     data: str
     out: str | None = None
     weights: str = "imagenet"
+    from_model: str | None = None  # --from: a run folder, .keras or legacy .h5 model to continue from
+    unsafe: bool = False  # load a --from model that carries Python code
     image_size: int = 299
     # --- splits
     val_split: float = 0.2
@@ -31,6 +33,12 @@ class TrainConfig:
     batch_size: int = 32
     dropout: float = 0.2
     head_units: tuple[int, ...] = field(default_factory=tuple)
+    # --- augmentation (training/augment.py) and imbalance
+    augment: str = "none"  # none | light | default | strong
+    aug: tuple[str, ...] = field(default_factory=tuple)  # KEY=VALUE overrides of the policy
+    aug_views: int | None = None  # augmented views cached per training image (default 4 with --augment)
+    class_weight: str | None = None  # "auto" (inverse frequency) or "name=w,name=w"
+    label_smoothing: float = 0.0
     # --- phase 2: fine-tuning
     unfreeze_from: str = "mixed9"
     fine_tune_epochs: int = 10
@@ -52,4 +60,12 @@ class TrainConfig:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["head_units"] = list(self.head_units)
+        d["aug"] = list(self.aug)
         return d
+
+    @property
+    def views(self) -> int:
+        """Augmented views per training image: --aug-views, 4 when only --augment is given, else 0."""
+        if self.aug_views is not None:
+            return self.aug_views
+        return 4 if self.augment != "none" else 0

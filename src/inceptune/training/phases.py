@@ -23,27 +23,32 @@ from inceptune.training.data import CachedFeatures
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
-               epochs: int, learning_rate: float, log_dir: Path | None = None) -> list[dict]:
+               epochs: int, learning_rate: float, log_dir: Path | None = None,
+               class_weight: dict[int, float] | None = None) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
     arrays = train.arrays_if_small()
-    classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache, train.kind))
+    if not classifier.adapted:
+        classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache,
+                                                                                   train.kind))
     return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays,
-                log_dir=log_dir)
+                log_dir=log_dir, class_weight=class_weight)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
-              epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None) -> list[dict]:
+              epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None,
+              class_weight: dict[int, float] | None = None) -> list[dict]:
     """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
     freeze(classifier.backbone, unfreeze_from)
     model = classifier.top_model(unfreeze_from)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val else "loss", patience=patience)
-    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop], log_dir=log_dir)
+    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop], log_dir=log_dir,
+                class_weight=class_weight)
 
 
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
          learning_rate: float, classifier: Classifier, extra: list | None = None,
-         train_arrays=None, log_dir: Path | None = None) -> list[dict]:
+         train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
                   metrics=classifier.metrics())
     steps, batch_size = len(train), train.batch_size
@@ -60,7 +65,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         extra = [*(extra or []), keras.callbacks.TensorBoard(str(Path(log_dir) / phase), write_graph=False)]
     history = model.fit(
         x, y, batch_size=None if y is None else batch_size, shuffle=True,
-        validation_data=val, epochs=epochs, verbose=0,
+        validation_data=val, epochs=epochs, verbose=0, class_weight=class_weight,
         callbacks=[ProgressBar(phase.capitalize(), epochs, steps), keep, timer, *(extra or [])],
     )
     rows = []

@@ -80,21 +80,31 @@ class Trainer:
         dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
         run = RunFolder.create(c.out or default_out(c.data), overwrite=c.overwrite)
         console.info(f"Run folder: {run.path}")
-        weights = resolve_weights(c.weights)
+        source = None
+        if c.from_model:
+            from inceptune.models.source import load_source
+
+            source = load_source(c.from_model, dataset.classes, Path(c.cache_dir or default_cache_dir()), c.unsafe)
+            weights = source.weights
+        else:
+            weights = resolve_weights(c.weights)
         console.info(f"Weights: {weights.describe()}")
         classifier = new_classifier(weights, dataset, c)
+        if source is not None and source.head is not None:
+            keep_head(classifier, source.head)
         cache = feature_cache(c, weights)
 
-        # === One backbone pass per image (cached), then both phases on cached data ===
+        # === One backbone pass per image (and per augmented view), then both phases on cached data ===
         extraction = extract_features(dataset, cache, classifier, c)
-        splits = SplitData(dataset, classifier, cache, c)
+        views = extract_views(dataset, cache, classifier, c)
+        splits = SplitData(dataset, classifier, cache, c, views=views.records)
         fitted = fit_two_phases(classifier, splits, c, log_dir=run.file("tensorboard") if c.tensorboard else None)
 
         # === Evaluate and write the run folder ===
         metrics = {
             **{split: splits.evaluate(fitted.model, split, fitted.kind) for split in ("val", "test")},
-            "phase1": {"seconds": round(extraction.seconds + fitted.phase1_seconds, 3),
-                       "features": extraction.as_dict()},
+            "phase1": {"seconds": round(extraction.seconds + views.stats.seconds + fitted.phase1_seconds, 3),
+                       "features": extraction.as_dict(), "augmentation": views.summary},
             "phase2": {"seconds": round(fitted.phase2_seconds, 3),
                        "epochs_run": sum(1 for h in fitted.history if h["phase"] == "fine-tune"),
                        "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune")},
@@ -136,8 +146,24 @@ def check_settings(c: TrainConfig) -> None:
 def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classifier:
     """A fresh classifier (backbone weights loaded anew), seeded by the config."""
     keras.utils.set_random_seed(c.seed)
-    return build_classifier(build_backbone(weights, c.image_size), len(dataset.classes), c.image_size, c.dropout,
-                            tuple(c.head_units))
+    classifier = build_classifier(build_backbone(weights, c.image_size), len(dataset.classes), c.image_size,
+                                  c.dropout, tuple(c.head_units))
+    classifier.label_smoothing = c.label_smoothing
+    return classifier
+
+
+def keep_head(classifier: Classifier, head: list[list]) -> None:
+    """Start from a saved inceptune head (--from, same classes); a head of another shape is replaced."""
+    layers = classifier.model.layers
+    index = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.Model))
+    ours = layers[index + 1:]
+    if len(ours) != len(head) or any([w.shape for w in layer.get_weights()] != [w.shape for w in saved]
+                                     for layer, saved in zip(ours, head)):
+        console.warn("the saved head has another shape (--head-units?); training a new one")
+        return
+    for layer, saved in zip(ours, head):
+        layer.set_weights(saved)
+    classifier.adapted = True
 
 
 def feature_cache(c: TrainConfig, weights: Weights) -> FeatureCache:
@@ -159,6 +185,69 @@ def extract_features(dataset: Dataset, cache: FeatureCache, classifier: Classifi
 
 
 @dataclass
+class Views:
+    records: list[list]  # per view, the training records standing for that augmented view
+    stats: ExtractionStats
+    summary: dict | None
+
+
+def extract_views(dataset: Dataset, cache: FeatureCache, classifier: Classifier, c: TrainConfig) -> Views:
+    """Run the base once on each of K augmented views of every training image (cached like the images)."""
+    from inceptune.training.augment import build_augmenter, resolve_policy, view_records
+
+    params = resolve_policy(c.augment, c.aug)
+    if c.views and not params:
+        raise UserError("--aug-views needs an augmentation: pass --augment light, default or strong.")
+    if not c.views or not params:
+        return Views([], ExtractionStats(), None)
+    train = dataset.split("train")
+    records = view_records(train, params, c.views, c.seed)
+    augmenter = build_augmenter(params, c.seed)
+    total = ExtractionStats()
+    for v, view in enumerate(records, 1):
+        stats = extract_to_cache(view, cache, classifier.backbone, feature_kinds(c), c.image_size, c.batch_size,
+                                 augment=augmenter, description=f"Augmented view {v}/{c.views}")
+        total.images += stats.images
+        total.from_cache += stats.from_cache
+        total.computed += stats.computed
+        total.seconds += stats.seconds
+    passes = 1 + c.views
+    console.info(f"Augmentation '{c.augment}' {params}: {c.views} views per training image; phase 1 runs the base "
+                 f"{passes} times per training image (the image and its views, each once, cached), "
+                 f"{total.computed} view passes computed now, {total.from_cache} from cache.")
+    summary = {"policy": c.augment, "params": params, "views": c.views, "base_passes_per_train_image": passes,
+               "view_passes_computed": total.computed, "view_passes_from_cache": total.from_cache}
+    return Views(records, total, summary)
+
+
+def class_weights(c: TrainConfig, dataset: Dataset) -> dict[int, float] | None:
+    """--class-weight auto (inverse frequency, sklearn's 'balanced') or name=weight pairs, by class index."""
+    if not c.class_weight:
+        return None
+    classes = dataset.classes
+    if c.class_weight == "auto":
+        from sklearn.utils.class_weight import compute_class_weight
+
+        y = np.array([dataset.label_index(r) for r in dataset.split("train")])
+        present = np.unique(y)
+        weights = compute_class_weight("balanced", classes=present, y=y)
+        found = dict(zip(present.tolist(), weights.tolist()))
+        return {i: round(found.get(i, 1.0), 6) for i in range(len(classes))}
+    weights = {i: 1.0 for i in range(len(classes))}
+    for item in c.class_weight.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or name.strip() not in classes or weight <= 0:
+            raise UserError(f"--class-weight takes auto or NAME=WEIGHT pairs (positive weights, classes "
+                            f"{', '.join(classes)}), got '{item}'.")
+        weights[classes.index(name.strip())] = weight
+    return weights
+
+
+@dataclass
 class Fitted:
     history: list[dict]
     kind: str  # the cached feature kind the final model takes
@@ -170,35 +259,46 @@ class Fitted:
 def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, log_dir: Path | None = None) -> Fitted:
     """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `c.unfreeze_from`)."""
     start = time.perf_counter()
+    weights = class_weights(c, splits.dataset)
+    if weights:
+        console.info("Class weights: " + ", ".join(f"{splits.dataset.classes[i]} {w:.3g}" for i, w in weights.items()))
     history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), c.epochs,
-                         c.learning_rate, log_dir=log_dir)
+                         c.learning_rate, log_dir=log_dir, class_weight=weights)
     phase1 = time.perf_counter() - start
     kind, model, phase2 = POOLED, classifier.head_model(), 0.0
     if c.fine_tune_epochs > 0:
         start = time.perf_counter()
         kind = activations_kind(c.unfreeze_from)
         history += fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
-                             c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir)
+                             c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir, class_weight=weights)
         phase2 = time.perf_counter() - start
         model = classifier.top_model(c.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2)
 
 
 class SplitData:
-    """Labels and cached-feature datasets per split."""
+    """Labels and cached-feature datasets per split; the training split includes its augmented views."""
 
-    def __init__(self, dataset: Dataset, classifier: Classifier, cache: FeatureCache, config: TrainConfig):
+    def __init__(self, dataset: Dataset, classifier: Classifier, cache: FeatureCache, config: TrainConfig,
+                 views: list[list] | None = None):
         self.dataset, self.classifier, self.cache, self.config = dataset, classifier, cache, config
+        self.views = views or []
 
     def labels(self, split: str) -> np.ndarray:
         y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
-        return y.astype("float32").reshape(-1, 1) if self.classifier.binary else y.astype("int32")
+        if self.classifier.binary:
+            return y.astype("float32").reshape(-1, 1)
+        return np.eye(len(self.dataset.classes), dtype="float32")[y] if self.classifier.one_hot else y.astype("int32")
 
     def data(self, split: str, kind: str) -> CachedFeatures | None:
         records = self.dataset.split(split)
         if not records:
             return None
-        return CachedFeatures(records, self.labels(split), self.cache, kind, self.config.batch_size,
+        labels = self.labels(split)
+        if split == "train" and self.views:
+            records = records + [r for view in self.views for r in view]
+            labels = np.concatenate([labels] * (1 + len(self.views)))
+        return CachedFeatures(records, labels, self.cache, kind, self.config.batch_size,
                               shuffle=split == "train", seed=self.config.seed)
 
     def probabilities(self, model: keras.Model, split: str, kind: str) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""Training that goes further: augmented views, class weights, label smoothing, --from saved models."""
+
+import json
+
+import numpy as np
+import pytest
+
+import inceptune
+from conftest import SHARED_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
+
+pytestmark = requires_shared
+
+
+def _train(data, out, **settings):
+    base = dict(weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, epochs=8, batch_size=16, fine_tune_epochs=0,
+                tensorboard=False)
+    return inceptune.train(str(data), out=str(out), **{**base, **settings})
+
+
+def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenoptera, tmp_path):
+    first = _train(small_hymenoptera, tmp_path / "aug", augment="default", aug_views=2, test_split=0.0)
+    aug = first.metrics["phase1"]["augmentation"]
+    train_images = 30 * 2  # small_hymenoptera: 30 per class in train/
+    assert aug["base_passes_per_train_image"] == 3 and aug["params"]["rotation"] == 20
+    assert aug["view_passes_computed"] == 2 * train_images and aug["view_passes_from_cache"] == 0
+    again = _train(small_hymenoptera, tmp_path / "aug-again", augment="default", aug_views=2, test_split=0.0)
+    assert again.metrics["phase1"]["augmentation"]["view_passes_from_cache"] == 2 * train_images
+    assert again.metrics["phase1"]["augmentation"]["view_passes_computed"] == 0
+    # The views really are different images: their cached features differ from the originals'.
+    from inceptune.data.dataset import read_manifest
+    from inceptune.features.cache import FeatureCache, default_cache_dir
+    from inceptune.features.extract import POOLED
+    from inceptune.training.augment import resolve_policy, view_records
+
+    records = [r for r in read_manifest(first.run / "manifest.csv") if r.split == "train"]
+    spaces = [json.loads(p.read_text()) for p in default_cache_dir().glob("*/space.json")]
+    cache = FeatureCache(default_cache_dir(), next(s for s in spaces if s["image_size"] == SMALL_SIZE))
+    views = view_records(records, resolve_policy("default"), 2, 1337)
+    original = cache.get(POOLED, records[0].sha256)
+    first_view, second_view = (cache.get(POOLED, view[0].sha256) for view in views)
+    assert first_view is not None and second_view is not None
+    assert np.abs(first_view - original).max() > 1e-3 and np.abs(second_view - first_view).max() > 1e-3
+
+
+def test_bad_augmentation_settings_are_one_sentence(small_hymenoptera, tmp_path):
+    args = ["train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS), "--image-size", "75"]
+    assert "--augment must be one of" in one_sentence_error(run_cli(*args, "--augment", "wild"))
+    assert "--aug takes KEY=VALUE" in one_sentence_error(run_cli(*args, "--augment", "light", "--aug", "spin=3"))
+    assert "--aug-views needs an augmentation" in one_sentence_error(
+        run_cli(*args, "--aug-views", "3", "--out", str(tmp_path / "r")))
+    assert "--class-weight takes auto or NAME=WEIGHT" in one_sentence_error(
+        run_cli(*args, "--class-weight", "wasps=2", "--out", str(tmp_path / "r2")))
+
+
+def test_class_weights_auto_are_inverse_frequency():
+    from inceptune.data.scan import ImageRecord
+    from inceptune.training.config import TrainConfig
+    from inceptune.training.trainer import class_weights
+
+    class Data:  # the two things class_weights reads from a Dataset
+        classes = ["common", "rare"]
+        records = [ImageRecord(f"{i}.jpg", "common" if i < 9 else "rare", str(i), "train") for i in range(12)]
+
+        def split(self, name):
+            return self.records
+
+        def label_index(self, record):
+            return self.classes.index(record.label)
+
+    weights = class_weights(TrainConfig(data="x", class_weight="auto"), Data())
+    assert weights == {0: pytest.approx(12 / (2 * 9)), 1: pytest.approx(12 / (2 * 3))}
+    assert class_weights(TrainConfig(data="x", class_weight="rare=5"), Data()) == {0: 1.0, 1: 5.0}
+
+
+def test_label_smoothing_keeps_the_training_loss_off_zero(small_hymenoptera, tmp_path):
+    plain = _train(small_hymenoptera, tmp_path / "plain", epochs=30, learning_rate=1e-2, test_split=0.0)
+    smooth = _train(small_hymenoptera, tmp_path / "smooth", epochs=30, learning_rate=1e-2, test_split=0.0,
+                    label_smoothing=0.2, class_weight="auto")
+    plain_loss, smooth_loss = (float(list(csv_rows(r.run / "history.csv"))[-1]["loss"]) for r in (plain, smooth))
+    # Binary cross-entropy against smoothed targets (0.9/0.1) cannot go below their entropy, 0.325.
+    assert smooth_loss > 0.3 > plain_loss
+    assert json.loads((smooth.run / "config.json").read_text())["label_smoothing"] == 0.2
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path) as f:
+        yield from csv.DictReader(f)
+
+
+def test_a_legacy_h5_saved_the_seeds_way_trains_further_on_other_classes(small_hymenoptera, tmp_path):
+    import keras
+
+    # The seeds' recipe: InceptionV3 base, GAP, Dense(1024), softmax over their own classes, model.save('.h5').
+    base = keras.applications.InceptionV3(weights=str(SHARED_WEIGHTS), include_top=False)
+    x = keras.layers.GlobalAveragePooling2D()(base.output)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    seeds = keras.Model(base.input, keras.layers.Dense(3, activation="softmax")(x))
+    first_conv = seeds.get_layer(index=1)
+    kernel = first_conv.get_weights()[0] * 1.5  # so the base differs from the shared weights file
+    first_conv.set_weights([kernel])
+    seeds.save(tmp_path / "retrained_inception_model.h5")
+
+    proc = run_cli("train", str(small_hymenoptera), "--from", str(tmp_path / "retrained_inception_model.h5"),
+                   "--image-size", str(SMALL_SIZE), "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "16",
+                   "--out", str(tmp_path / "run"), "--no-tensorboard")
+    assert proc.returncode == 0, proc.stderr
+    assert "new head" in " ".join(proc.stderr.split())
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert np.array_equal(backbone.get_layer(index=1).get_weights()[0], kernel)  # its base, below mixed9
+    assert json.loads((tmp_path / "run" / "labels.json").read_text())["classes"] == ["ants", "bees"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["val"]["accuracy"] > 0.5
+
+
+def test_an_h5_with_python_code_is_refused_unless_unsafe(small_hymenoptera, tmp_path):
+    import keras
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    model.save(tmp_path / "code.h5")
+    message = one_sentence_error(run_cli("train", str(small_hymenoptera), "--from", str(tmp_path / "code.h5"),
+                                         "--out", str(tmp_path / "run")))
+    assert "Lambda layers (Python code)" in message and "--unsafe" in message
