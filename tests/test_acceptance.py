@@ -61,3 +61,18 @@ def test_flowers5_mixed8_features_with_logistic_regression_reach_088(tmp_path, m
     result = json.loads(proc.stdout)
     assert result["cv_folds"] == 5 and result["rows"] == 500
     assert result["cv_accuracy_mean"] >= 0.88
+
+
+def test_hymenoptera_at_299_with_4_augmented_views_costs_5_passes_and_keeps_accuracy(tmp_path, monkeypatch):
+    monkeypatch.setenv("INCEPTUNE_CACHE", str(tmp_path / "cache"))
+    settings = dict(weights=str(SHARED_WEIGHTS), fine_tune_epochs=0, test_split=0.0)
+    plain = inceptune.train(str(HYMENOPTERA), out=str(tmp_path / "plain"), **settings)
+    augmented = inceptune.train(str(HYMENOPTERA), out=str(tmp_path / "aug"), augment="default", aug_views=4,
+                                **settings)
+    aug = augmented.metrics["phase1"]["augmentation"]
+    train_images = plain.metrics["phase1"]["features"]["images"] - 153  # all images minus val/
+    assert aug["base_passes_per_train_image"] == 5
+    assert aug["view_passes_computed"] == 4 * train_images  # plus one pass each for the images themselves
+    print(f"\nval accuracy: plain {plain.metrics['val']['accuracy']:.4f}, "
+          f"augmented {augmented.metrics['val']['accuracy']:.4f}")
+    assert augmented.metrics["val"]["accuracy"] >= plain.metrics["val"]["accuracy"]

@@ -124,3 +124,107 @@ def test_an_h5_with_python_code_is_refused_unless_unsafe(small_hymenoptera, tmp_
     message = one_sentence_error(run_cli("train", str(small_hymenoptera), "--from", str(tmp_path / "code.h5"),
                                          "--out", str(tmp_path / "run")))
     assert "Lambda layers (Python code)" in message and "--unsafe" in message
+
+
+def test_numpy_arrays_train_the_pretrained_recipe_grayscale_and_one_hot(tmp_path):
+    from test_architectures import _shape_image
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(90) % 3
+    np.save(tmp_path / "X.npy", np.stack([_shape_image(k, rng) for k in labels]).astype("float32") / 255)
+    np.save(tmp_path / "y.npy", np.eye(3, dtype="float32")[labels])  # one-hot
+    cache = tmp_path / "cache" / "features"
+    result = inceptune.train(str(tmp_path / "X.npy"), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+                             image_size=75, epochs=25, fine_tune_epochs=0, val_split=0.2, test_split=0.2,
+                             cache_dir=str(cache), tensorboard=False)
+    assert json.loads((result.run / "labels.json").read_text())["classes"] == ["0", "1", "2"]
+    assert json.loads((result.run / "config.json").read_text())["array_source"] == str(tmp_path / "X.npy")
+    assert result.metrics["test"]["images"] == 18 and result.metrics["test"]["accuracy"] > 0.6  # chance: 0.33
+    written = sorted((tmp_path / "cache" / "arrays").rglob("*.png"))
+    assert len(written) == 90
+    from PIL import Image
+
+    assert Image.open(written[0]).mode == "L"  # stored as grayscale, expanded to RGB when loaded
+    top = inceptune.predict(str(result.run), [str(written[0])])[0]["top"][0]["label"]
+    assert top in ("0", "1", "2")
+
+
+@pytest.mark.parametrize("phase", ["head", "fine-tune"])
+def test_lr_find_suggests_a_rate_where_the_loss_falls_fastest(small_hymenoptera, tmp_path, phase):
+    from conftest import png_size
+
+    steps = 100 if phase == "head" else 40
+    finding = inceptune.lr_find(str(small_hymenoptera), phase=phase, out=str(tmp_path / "lr.png"), steps=steps,
+                                min_lr=1e-6 if phase == "head" else 1e-7, max_lr=10 if phase == "head" else 1e-1,
+                                weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, batch_size=16)
+    assert png_size(tmp_path / "lr.png")[0] > 300
+    rates, smoothed = np.array(finding.learning_rates), np.array(finding.smoothed)
+    low, high = finding.fastest_range
+    assert low <= finding.suggestion <= high
+    # Recomputed independently: the smoothed loss drops across the suggested range, and the drop per
+    # decade there beats the drop per decade over the whole sweep.
+    inside = (rates >= low) & (rates <= high)
+    span = max(np.log10(high / low), np.log10(rates[1] / rates[0]))
+    fall_inside = (smoothed[inside][0] - smoothed[inside][-1]) / span if inside.sum() > 1 else \
+        -np.gradient(smoothed, np.log10(rates))[inside][0]
+    fall_overall = (smoothed[0] - smoothed.min()) / np.log10(rates[-1] / rates[0])
+    assert fall_inside > 0 and fall_inside > fall_overall
+
+
+def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(small_hymenoptera, tmp_path):
+    import csv
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE),
+            "--epochs", "5", "--fine-tune-epochs", "6", "--patience", "10", "--batch-size", "16",
+            "--test-split", "0", "--no-tensorboard"]
+    whole = run_cli(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+
+    killed = tmp_path / "killed"
+    state_file = killed / "checkpoint" / "state.json"
+    process = subprocess.Popen([sys.executable, "-m", "inceptune", *args, "--out", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("phase") == "fine-tune" and state.get("epochs_done", 0) >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done = json.loads(state_file.read_text())["epochs_done"]
+    assert not (killed / "metrics.json").exists()
+
+    resumed = run_cli(*args, "--out", str(killed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    log = " ".join(resumed.stderr.split())
+    assert "phase 1 finished (5 epochs), not redone" in log
+    assert f"Resuming fine-tune after epoch {done} of 6" in log
+    with open(killed / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows if r["phase"] == "head"] == [1, 2, 3, 4, 5]
+    assert [int(r["epoch"]) for r in rows if r["phase"] == "fine-tune"] == [1, 2, 3, 4, 5, 6]
+    assert not (killed / "checkpoint").exists()
+    accuracy = [json.loads((run / "metrics.json").read_text())["val"]["accuracy"] for run in (tmp_path / "whole", killed)]
+    assert abs(accuracy[0] - accuracy[1]) <= 0.01, accuracy
+
+
+def test_resume_refuses_other_settings_in_one_sentence(small_hymenoptera, tmp_path):
+    from inceptune.training.checkpoint import Checkpoint
+    from inceptune.training.config import TrainConfig
+
+    run = tmp_path / "run"
+    Checkpoint(run, TrainConfig(data="d", epochs=5).as_dict()).dir.mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text(json.dumps({"settings": Checkpoint(
+        run, TrainConfig(data=str(small_hymenoptera), epochs=5, weights=str(SHARED_WEIGHTS)).as_dict()).settings}))
+    message = one_sentence_error(run_cli("train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS),
+                                         "--epochs", "7", "--out", str(run), "--resume"))
+    assert "other settings (epochs 5, now 7)" in message

@@ -22,6 +22,8 @@ _API = {
     "predict_imagenet": "inceptune.inference.imagenet",
     "evaluate": "inceptune.evaluation.evaluate",
     "cross_validate": "inceptune.training.cv",
+    "lr_find": "inceptune.training.lr_find",
+    "serve": "inceptune.deploy.server",
     "explain": "inceptune.inference.explain",
     "export": "inceptune.deploy.export",
     "load_dataset": "inceptune.data.dataset",

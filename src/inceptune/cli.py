@@ -53,7 +53,7 @@ TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic
 
 @app.command()
 def train(
-    data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders; with --arch also X.npy+y.npy or a FER-style CSV.")],
+    data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders; or X.npy+y.npy (X_train.npy...), .npz or a FER-style CSV.")],
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder to write (default runs/DATA-TIME).")] = None,
     weights: WeightsOpt = "imagenet",
     from_model: Annotated[Optional[str], typer.Option("--from", help="Continue from a saved model: a run folder, a .keras file or a legacy .h5 full model (its Inception-v3 base; its head too if the classes are the same).")] = None,
@@ -79,6 +79,7 @@ def train(
     cache_dir: CacheOpt = None,
     max_pixels: MaxPixelsOpt = 100_000_000,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out from its last finished epoch (same settings).")] = False,
     tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
     track: Annotated[Optional[str], typer.Option(help="Also log the run to an experiment tracker: mlflow.")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
@@ -130,6 +131,33 @@ def cv(
         return
     for name, s in result["summary"].items():
         print(f"{name:<18} {s['mean']:.4f} ± {s['std']:.4f}")
+
+
+@app.command("lr-find")
+def lr_find(
+    data: Annotated[str, typer.Argument(help="The training data, as for train.")],
+    phase: Annotated[str, typer.Option(help="head (phase 1) or fine-tune (phase 2, from --unfreeze-from).")] = "head",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="The plot (PNG).")] = None,
+    min_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    max_lr: Annotated[float, typer.Option(help="Last learning rate.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Mini-batches, one learning rate each.")] = 100,
+    weights: WeightsOpt = "imagenet",
+    image_size: ImageSizeOpt = 299,
+    val_split: ValSplitOpt = 0.2,
+    seed: SeedOpt = 1337,
+    batch_size: BatchOpt = 32,
+    head_units: HeadUnitsOpt = None,
+    unfreeze_from: UnfreezeOpt = "mixed9",
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Learning-rate range test: loss against a growing learning rate, a plot, and a suggested value."""
+    finding = inceptune.lr_find(data, phase=phase, out=out, min_lr=min_lr, max_lr=max_lr, steps=steps,
+                                weights=weights, image_size=image_size, val_split=val_split, seed=seed,
+                                batch_size=batch_size, head_units=tuple(head_units or ()),
+                                unfreeze_from=unfreeze_from, cache_dir=cache_dir)
+    low, high = finding.fastest_range
+    print(f"suggested learning rate {finding.suggestion:.3g} (fastest fall between {low:.3g} and {high:.3g}); "
+          f"plot {finding.plot}")
 
 
 @app.command()
@@ -380,7 +408,14 @@ def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except UserError as exc:
@@ -394,6 +429,6 @@ def main() -> None:
                               "or choose another folder and rerun.", style="bold red", markup=False, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        console.console.print("interrupted: finished work is kept (features in the cache); rerun to continue.",
-                              style="yellow", markup=False)
+        console.console.print("interrupted: finished work is kept (features in the cache, finished epochs in "
+                              "RUN/checkpoint); rerun train with --resume to continue.", style="yellow", markup=False)
         sys.exit(130)

@@ -192,3 +192,34 @@ def to_grayscale(images: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) -> (N, H, W, 1), with the same weights as the saved model's grayscale layer."""
     gray = np.tensordot(images.astype(np.float32), np.array(LUMINANCE, np.float32), axes=([-1], [0]))
     return np.clip(np.round(gray), 0, 255).astype(np.uint8)[..., None]
+
+
+def materialize(dataset: ArrayDataset, root: Path) -> Path:
+    """Write the arrays once as PNG files, root/KEY/{train,val,test}/CLASS/NNNNNN.png, for the folder recipe.
+
+    The pretrained recipe reads folders (content hashes, the feature cache,
+    the manifest, predict on files); arrays become such a folder, keyed by
+    their content, so a second run reuses it. Grayscale images stay
+    grayscale PNGs and are expanded to 3 channels on loading, like any
+    grayscale photo.
+    """
+    import hashlib
+
+    from PIL import Image
+
+    digest = hashlib.sha256()
+    for part in (dataset.images, dataset.labels, dataset.splits.astype("U5")):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update("\n".join(dataset.classes).encode())
+    folder = Path(root).expanduser() / digest.hexdigest()[:20]
+    done = folder / ".complete"
+    if done.is_file():
+        return folder
+    with console.progress("Writing arrays as PNG files", total=len(dataset.images)) as advance:
+        for i, (image, label, split) in enumerate(zip(dataset.images, dataset.labels, dataset.splits)):
+            target = folder / str(split) / dataset.classes[int(label)] / f"{i:06d}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(target)
+            advance()
+    done.write_text(dataset.source)
+    return folder

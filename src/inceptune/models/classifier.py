@@ -84,6 +84,13 @@ class Classifier:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
+def refresh_normalization(model: keras.Model) -> None:
+    """After set_weights: Normalization layers compute from tensors copied at finalize_state, so refresh them."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Normalization) and layer.built:
+            layer.finalize_state()
+
+
 def build_classifier(
     backbone: keras.Model, num_classes: int, image_size: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = ()
 ) -> Classifier:

@@ -50,8 +50,13 @@ class KeepBest(keras.callbacks.Callback):
         self.best_epoch: int | None = None  # None: the starting weights were best
         self._best_weights = None
 
+    def restore(self, best: float, best_epoch: int | None, weights: list) -> None:
+        """Continue a resumed run from the best loss, epoch and weights it had found."""
+        self.best, self.best_epoch, self._best_weights = best, best_epoch, weights
+
     def on_train_begin(self, logs=None):
-        self._best_weights = self.model.get_weights()
+        if self._best_weights is None:
+            self._best_weights = self.model.get_weights()
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -61,3 +66,46 @@ class KeepBest(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.model.set_weights(self._best_weights)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience counter and best loss survive a resume."""
+
+    def __init__(self, *args, restored: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restored = restored
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._restored:
+            self.wait, self.best = self._restored["wait"], self._restored["best"]
+
+    def state(self) -> dict:
+        return {"wait": int(self.wait), "best": float(self.best)}
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Dropout and other random layers draw from a state set by (seed, epoch) at each epoch's start,
+    so an epoch's randomness does not depend on what ran before it (a resumed run repeats it)."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        layers = self.model._flatten_layers(include_self=False, recursive=True)
+        for index, layer in enumerate(layers):
+            generator = getattr(layer, "seed_generator", None)
+            if generator is not None:
+                generator.state.assign(np.array([self.seed, epoch * 1000 + index], dtype=generator.state.dtype))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, hand the trainer's state to `save(epoch_index, logs)` (training/checkpoint.py)."""
+
+    def __init__(self, save):
+        super().__init__()
+        self.save = save
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch, logs or {})

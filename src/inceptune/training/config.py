@@ -19,6 +19,7 @@ class TrainConfig:
 
     data: str
     out: str | None = None
+    array_source: str | None = None  # the arrays `data` was written from (X.npy/y.npy, .npz, FER CSV)
     weights: str = "imagenet"
     from_model: str | None = None  # --from: a run folder, .keras or legacy .h5 model to continue from
     unsafe: bool = False  # load a --from model that carries Python code
@@ -52,6 +53,7 @@ class TrainConfig:
     cache_dir: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     overwrite: bool = False
+    resume: bool = False  # continue an interrupted run in --out from its last finished epoch
     # --- tracking
     tensorboard: bool = True  # TensorBoard logs in RUN/tensorboard
     track: str | None = None  # "mlflow": log settings, metrics, plots and the model there too

@@ -22,10 +22,9 @@ class CachedFeatures(keras.utils.PyDataset):
                  batch_size: int, shuffle: bool = False, seed: int = 0):
         super().__init__()
         self.records, self.labels, self.cache, self.kind = records, labels, cache, kind
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self._rng = np.random.default_rng(seed)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self._order = np.arange(len(records))
-        self.on_epoch_end()
+        self.set_epoch(0)
 
     def __len__(self) -> int:
         return math.ceil(len(self.records) / self.batch_size)
@@ -35,9 +34,14 @@ class CachedFeatures(keras.utils.PyDataset):
         x = read_features([self.records[i] for i in rows], self.cache, self.kind)
         return x, self.labels[rows]
 
-    def on_epoch_end(self):
+    def set_epoch(self, epoch: int) -> None:
+        """The order of epoch `epoch` depends on (seed, epoch) alone, so a resumed run sees the same batches."""
+        self.epoch = epoch
         if self.shuffle:
-            self._order = self._rng.permutation(len(self.records))
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.records))
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
 
     def arrays_if_small(self) -> "CachedFeatures | tuple[np.ndarray, np.ndarray]":
         """(x, y) arrays when the whole split fits comfortably in memory, else self.

@@ -10,6 +10,7 @@ best validation epoch; phase 2 keeps phase 1's weights if it never beats them.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -17,14 +18,15 @@ import keras
 
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier
-from inceptune.training.callbacks import KeepBest, ProgressBar
+from inceptune.training.callbacks import EpochCheckpoint, EpochSeeds, KeepBest, ProgressBar, ResumableEarlyStopping
+from inceptune.training.checkpoint import Checkpoint
 from inceptune.features.extract import read_features
 from inceptune.training.data import CachedFeatures
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float, log_dir: Path | None = None,
-               class_weight: dict[int, float] | None = None) -> list[dict]:
+               class_weight: dict[int, float] | None = None, resume: "Resume | None" = None) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
     arrays = train.arrays_if_small()
@@ -32,50 +34,85 @@ def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeature
         classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache,
                                                                                    train.kind))
     return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays,
-                log_dir=log_dir, class_weight=class_weight)
+                log_dir=log_dir, class_weight=class_weight, resume=resume)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
               epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None,
-              class_weight: dict[int, float] | None = None) -> list[dict]:
+              class_weight: dict[int, float] | None = None, resume: "Resume | None" = None) -> list[dict]:
     """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
     freeze(classifier.backbone, unfreeze_from)
     model = classifier.top_model(unfreeze_from)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss" if val else "loss", patience=patience)
-    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, extra=[stop], log_dir=log_dir,
-                class_weight=class_weight)
+    state = resume.state if resume and resume.state and resume.state["phase"] == "fine-tune" else None
+    stop = ResumableEarlyStopping(monitor="val_loss" if val else "loss", patience=patience,
+                                  restored=state["stop"] if state else None)
+    return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, stop=stop, log_dir=log_dir,
+                class_weight=class_weight, resume=resume)
+
+
+class Resume:
+    """Checkpointing of a run (after every epoch), and the interrupted run's state when resuming."""
+
+    def __init__(self, checkpoint: Checkpoint, state: dict | None, seed: int = 0):
+        self.checkpoint, self.state, self.seed = checkpoint, state, seed
+        self.earlier_rows: list[dict] = []  # the finished phase's history, kept in the checkpoint
 
 
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
-         learning_rate: float, classifier: Classifier, extra: list | None = None,
-         train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None) -> list[dict]:
+         learning_rate: float, classifier: Classifier, stop: ResumableEarlyStopping | None = None,
+         train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
+         resume: Resume | None = None) -> list[dict]:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
                   metrics=classifier.metrics())
+    extra = [stop] if stop else []
     steps, batch_size = len(train), train.batch_size
     if train_arrays is not None:  # Keras fits arrays with far less per-batch overhead than a PyDataset
         train, val = train_arrays, val.arrays_if_small() if val else None
     monitor = "val_loss" if val else "loss"
-    if phase == "head":
-        baseline = float("inf")
+    rows, start = [], 0
+    state = resume.state if resume and resume.state and resume.state["phase"] == phase else None
+    if state:  # a resumed run: this phase's finished epochs come back, none is redone
+        # Restored before anything runs the model: a traced Keras function would keep the old
+        # Normalization constants.
+        best = resume.checkpoint.restore(phase, model)
+        rows, start = state["rows"], state["epochs_done"]
+        if isinstance(train, CachedFeatures):
+            train.set_epoch(start)
+        baseline = math.inf
+        from inceptune import console
+
+        console.info(f"Resuming {phase} after epoch {start} of {epochs}: its {start} finished epochs are not redone.")
+    elif phase == "head":
+        baseline = math.inf
     else:  # the loss of the weights this phase starts from: phase 1's result
         baseline = model.evaluate(*_xy(val if val else train), verbose=0, return_dict=True)["loss"]
     keep, timer = KeepBest(monitor, baseline), _EpochTimer()
+    if state:
+        keep.restore(state["best"]["loss"], state["best"]["epoch"], best)
     x, y = _xy(train)
     if log_dir is not None:  # TensorBoard: `tensorboard --logdir RUN/tensorboard`
-        extra = [*(extra or []), keras.callbacks.TensorBoard(str(Path(log_dir) / phase), write_graph=False)]
+        extra.append(keras.callbacks.TensorBoard(str(Path(log_dir) / phase), write_graph=False))
+    if resume is not None:
+        extra.append(EpochSeeds(resume.seed))
+
+        def save(epoch: int, logs: dict) -> None:
+            rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                         "learning_rate": learning_rate, "seconds": round(timer.seconds[-1], 3)})
+            resume.checkpoint.save(phase, epoch + 1, rows, model, {"loss": keep.best, "epoch": keep.best_epoch},
+                                   keep._best_weights, stop.state() if stop else None, resume.earlier_rows)
+
+        extra.append(EpochCheckpoint(save))
     history = model.fit(
         x, y, batch_size=None if y is None else batch_size, shuffle=True,
-        validation_data=val, epochs=epochs, verbose=0, class_weight=class_weight,
-        callbacks=[ProgressBar(phase.capitalize(), epochs, steps), keep, timer, *(extra or [])],
+        validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
+        callbacks=[ProgressBar(phase.capitalize(), epochs - start, steps), keep, timer, *extra],
     )
-    rows = []
-    for epoch in range(len(history.epoch)):
-        row = {"phase": phase, "epoch": epoch + 1}
-        row.update({k: float(v[epoch]) for k, v in history.history.items()})
-        row["learning_rate"] = learning_rate
-        row["seconds"] = round(timer.seconds[epoch], 3)
-        row["kept"] = keep.best_epoch == epoch
-        rows.append(row)
+    if resume is None:  # without checkpointing, the rows come from Keras' history
+        for i, epoch in enumerate(history.epoch):
+            rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v[i]) for k, v in history.history.items()},
+                         "learning_rate": learning_rate, "seconds": round(timer.seconds[i], 3)})
+    for row in rows:
+        row["kept"] = keep.best_epoch == row["epoch"] - 1
     return rows
 
 

@@ -28,12 +28,13 @@ from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.extract import POOLED, ExtractionStats, activations_kind, extract_to_cache
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
-from inceptune.models.classifier import Classifier, build_classifier, class_probabilities
+from inceptune.models.classifier import Classifier, build_classifier, class_probabilities, refresh_normalization
 from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunFolder
 from inceptune.training.config import TrainConfig
 from inceptune.training.data import CachedFeatures
-from inceptune.training.phases import fine_tune, train_head
+from inceptune.training.checkpoint import Checkpoint
+from inceptune.training.phases import Resume, fine_tune, train_head
 
 
 @dataclass
@@ -58,9 +59,20 @@ def train(data: str, **settings) -> TrainResult:
     from inceptune.data.arrays import is_array_source
 
     if is_array_source(config.data):
-        raise UserError(f"{config.data} holds arrays; train on arrays with --arch NAME --weights none "
-                        "(the pretrained recipe reads folders of images).")
+        config = arrays_as_folder(config)
     return Trainer(config).run()
+
+
+def arrays_as_folder(config: TrainConfig) -> TrainConfig:
+    """X.npy/y.npy, .npz or a FER-style CSV for the pretrained recipe: written once as PNG class folders."""
+    from inceptune.data.arrays import load_arrays, materialize
+
+    arrays = load_arrays(config.data, config.val_split, config.test_split, config.seed)
+    folder = materialize(arrays, Path(config.cache_dir or default_cache_dir()).parent / "arrays")
+    console.info(f"Arrays {config.data}: {len(arrays.images)} images of shape {arrays.images.shape[1:]}, "
+                 f"as PNG files in {folder}" + (" (grayscale, expanded to RGB)" if arrays.images.shape[-1] == 1
+                                               else ""))
+    return dataclasses.replace(config, data=str(folder), array_source=config.data)
 
 
 def make_config(data: str, settings: dict) -> TrainConfig:
@@ -78,8 +90,14 @@ class Trainer:
         c = self.config
         check_settings(c)
         dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
-        run = RunFolder.create(c.out or default_out(c.data), overwrite=c.overwrite)
+        if c.resume and not c.out:
+            raise UserError("--resume needs --out: the run folder of the interrupted run.")
+        run = RunFolder.create(c.out or default_out(c.array_source or c.data), overwrite=c.overwrite)
         console.info(f"Run folder: {run.path}")
+        checkpoint = Checkpoint(run.path, c.as_dict())
+        state = checkpoint.load() if c.resume else checkpoint.clear()
+        if c.resume and state is None:
+            console.warn(f"{run.path} has no checkpoint to resume from; starting from the beginning")
         source = None
         if c.from_model:
             from inceptune.models.source import load_source
@@ -98,7 +116,8 @@ class Trainer:
         extraction = extract_features(dataset, cache, classifier, c)
         views = extract_views(dataset, cache, classifier, c)
         splits = SplitData(dataset, classifier, cache, c, views=views.records)
-        fitted = fit_two_phases(classifier, splits, c, log_dir=run.file("tensorboard") if c.tensorboard else None)
+        fitted = fit_two_phases(classifier, splits, c, log_dir=run.file("tensorboard") if c.tensorboard else None,
+                                resume=Resume(checkpoint, state, c.seed))
 
         # === Evaluate and write the run folder ===
         metrics = {
@@ -110,6 +129,7 @@ class Trainer:
                        "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune")},
         }
         self._write(run, dataset, classifier, fitted, splits, metrics, weights)
+        checkpoint.clear()
         say_results(run, metrics)
         if c.track:
             from inceptune.tracking import log_run
@@ -163,6 +183,7 @@ def keep_head(classifier: Classifier, head: list[list]) -> None:
         return
     for layer, saved in zip(ours, head):
         layer.set_weights(saved)
+    refresh_normalization(classifier.model)
     classifier.adapted = True
 
 
@@ -256,21 +277,32 @@ class Fitted:
     phase2_seconds: float
 
 
-def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, log_dir: Path | None = None) -> Fitted:
-    """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `c.unfreeze_from`)."""
+def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, log_dir: Path | None = None,
+                   resume: Resume | None = None) -> Fitted:
+    """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `c.unfreeze_from`).
+
+    With `resume`, every finished epoch is checkpointed, and an interrupted run's finished epochs come back.
+    """
     start = time.perf_counter()
     weights = class_weights(c, splits.dataset)
     if weights:
         console.info("Class weights: " + ", ".join(f"{splits.dataset.classes[i]} {w:.3g}" for i, w in weights.items()))
-    history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), c.epochs,
-                         c.learning_rate, log_dir=log_dir, class_weight=weights)
+    if resume and resume.state and resume.state["phase"] == "fine-tune":
+        history = resume.state["earlier_rows"]  # phase 1 finished before the interruption
+        console.info(f"Resuming: phase 1 finished ({len(history)} epochs), not redone.")
+    else:
+        history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), c.epochs,
+                             c.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume)
+    if resume:
+        resume.earlier_rows = history
     phase1 = time.perf_counter() - start
     kind, model, phase2 = POOLED, classifier.head_model(), 0.0
     if c.fine_tune_epochs > 0:
         start = time.perf_counter()
         kind = activations_kind(c.unfreeze_from)
-        history += fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
-                             c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir, class_weight=weights)
+        history = history + fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
+                                      c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir,
+                                      class_weight=weights, resume=resume)
         phase2 = time.perf_counter() - start
         model = classifier.top_model(c.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2)
