@@ -78,10 +78,40 @@ def copy_subset(src: Path, dst: Path, per_class: int) -> Path:
     return dst
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `python -m inceptune ARGS` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "inceptune", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600, isolated: bool = False
+            ) -> subprocess.CompletedProcess:
+    """Run the `inceptune` command with ARGS: its exit code, stdout and stderr.
+
+    By default in this process, through the same entry point as the installed
+    command (`inceptune.cli.main`, which turns errors into one sentence and an
+    exit code), with `env` applied for the call: a fresh interpreter would
+    spend most of a short command importing TensorFlow again. `isolated` (and
+    Ray, which keeps a cluster per process) runs `python -m inceptune` instead.
+    """
+    if isolated or "ray" in args:
+        return subprocess.run([sys.executable, "-m", "inceptune", *args], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, **(env or {})})
+    import contextlib
+    import io
+
+    from inceptune import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    os.environ.update(env or {})
+    sys.argv = ["inceptune", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["inceptune", *args], code, out.getvalue(), err.getvalue())
 
 
 def _subset(source: Path, tmp_path_factory, per_class: int) -> Path:

@@ -42,34 +42,30 @@ def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenopte
     assert np.abs(first_view - original).max() > 1e-3 and np.abs(second_view - first_view).max() > 1e-3
 
 
-def test_bad_augmentation_settings_are_one_sentence(small_hymenoptera, tmp_path):
+def test_bad_augmentation_and_imbalance_settings_are_one_sentence_before_any_work(small_hymenoptera, tmp_path):
     args = ["train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS), "--image-size", "75"]
-    assert "--augment must be one of" in one_sentence_error(run_cli(*args, "--augment", "wild"))
-    assert "--aug takes KEY=VALUE" in one_sentence_error(run_cli(*args, "--augment", "light", "--aug", "spin=3"))
-    assert "--aug-views needs an augmentation" in one_sentence_error(
-        run_cli(*args, "--aug-views", "3", "--out", str(tmp_path / "r")))
-    assert "--class-weight takes auto or NAME=WEIGHT" in one_sentence_error(
-        run_cli(*args, "--class-weight", "wasps=2", "--out", str(tmp_path / "r2")))
+    for extra, message in ((["--augment", "wild"], "--augment must be one of"),
+                           (["--augment", "light", "--aug", "spin=3"], "--aug takes KEY=VALUE"),
+                           (["--augment", "light", "--aug", "zoom=2"], "--aug zoom= must be between 0 and 1"),
+                           (["--aug-views", "3"], "--aug-views needs an augmentation"),
+                           (["--class-weight", "wasps=2"], "--class-weight takes auto or NAME=WEIGHT"),
+                           (["--schedule", "cosine", "--warmup-epochs", "-1"], "--warmup-epochs must be 0 or more"),
+                           (["--schedule", "linear"], "--schedule must be one of")):
+        assert message in one_sentence_error(run_cli(*args, *extra, "--out", str(tmp_path / "run"))), extra
+    assert not (tmp_path / "run" / "model.keras").exists()
 
 
 def test_class_weights_auto_are_inverse_frequency():
+    from inceptune.data.dataset import Dataset
     from inceptune.data.scan import ImageRecord
     from inceptune.training.config import TrainConfig
     from inceptune.training.trainer import class_weights
 
-    class Data:  # the two things class_weights reads from a Dataset
-        classes = ["common", "rare"]
-        records = [ImageRecord(f"{i}.jpg", "common" if i < 9 else "rare", str(i), "train") for i in range(12)]
-
-        def split(self, name):
-            return self.records
-
-        def label_index(self, record):
-            return self.classes.index(record.label)
-
-    weights = class_weights(TrainConfig(data="x", class_weight="auto"), Data())
+    records = [ImageRecord(f"{i}.jpg", "common" if i < 9 else "rare", str(i), "train") for i in range(12)]
+    data = Dataset("x", ["common", "rare"], records)
+    weights = class_weights(TrainConfig(data="x", class_weight="auto"), data)
     assert weights == {0: pytest.approx(12 / (2 * 9)), 1: pytest.approx(12 / (2 * 3))}
-    assert class_weights(TrainConfig(data="x", class_weight="rare=5"), Data()) == {0: 1.0, 1: 5.0}
+    assert class_weights(TrainConfig(data="x", class_weight="rare=5"), data) == {0: 1.0, 1: 5.0}
 
 
 def test_label_smoothing_keeps_the_training_loss_off_zero(small_hymenoptera, tmp_path):
@@ -228,3 +224,69 @@ def test_resume_refuses_other_settings_in_one_sentence(small_hymenoptera, tmp_pa
     message = one_sentence_error(run_cli("train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS),
                                          "--epochs", "7", "--out", str(run), "--resume"))
     assert "other settings (epochs 5, now 7)" in message
+
+
+def test_a_multilabel_csv_trains_a_sigmoid_head_with_per_label_metrics(tmp_path):
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(3)
+    colours = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 190, 30)}
+    rows = ["path,labels"]
+    for i in range(72):
+        present = [c for c in colours if rng.random() < 0.5]
+        grey = int(rng.integers(100, 160))
+        image = Image.new("RGB", (96, 96), (grey, grey, grey))
+        draw = ImageDraw.Draw(image)
+        for k, name in enumerate(present):
+            x, y = 4 + 30 * k + int(rng.integers(0, 4)), int(rng.integers(10, 50))
+            draw.rectangle([x, y, x + 24, y + 34], fill=colours[name])
+        (tmp_path / "images").mkdir(exist_ok=True)
+        image.save(tmp_path / "images" / f"{i:03d}.png")
+        rows.append(f"images/{i:03d}.png,{'|'.join(present)}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    result = inceptune.train(str(tmp_path / "labels.csv"), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+                             image_size=75, epochs=40, fine_tune_epochs=0, val_split=0.2, test_split=0.25,
+                             tensorboard=False)
+    labels = json.loads((result.run / "labels.json").read_text())
+    assert labels == {"classes": ["blue", "green", "red"], "task": "multilabel"}
+    evaluation = json.loads((result.run / "evaluation.json").read_text())
+    assert set(evaluation["per_label"]) == {"blue", "green", "red"}
+    assert evaluation["f1_macro"] > 0.7 and evaluation["hamming_loss"] < 0.25  # chance: about 0.5 and 0.5
+    import keras
+
+    model = keras.saving.load_model(result.run / "model.keras")
+    assert model.layers[-1].units == 3 and model.layers[-1].activation.__name__ == "sigmoid"
+    image = tmp_path / "images" / "000.png"
+    answer = inceptune.predict(str(result.run), [str(image)])[0]
+    raw = model.predict(np.asarray(Image.open(image), "float32")[None], verbose=0)[0]  # independent sigmoids
+    assert [answer["probabilities"][c] for c in ("blue", "green", "red")] == pytest.approx(raw.tolist(), abs=1e-5)
+    assert answer["labels"] == [c for c, p in zip(("blue", "green", "red"), raw) if p >= 0.5]
+
+
+def test_schedules_warm_up_then_decay():
+    from inceptune.training.schedules import Schedule, learning_rate
+
+    cosine = Schedule(1.0, "cosine", total_steps=100, warmup_steps=10)
+    assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(5)) == pytest.approx(0.55)
+    assert float(cosine(10)) == pytest.approx(1.0) and float(cosine(55)) == pytest.approx(0.5, abs=1e-6)
+    assert float(cosine(100)) == pytest.approx(0.0, abs=1e-6)
+    step = Schedule(1.0, "step", total_steps=100)
+    assert [float(step(s)) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert learning_rate(0.5, "constant", 10, 3) == 0.5
+
+
+def test_cosine_with_warmup_and_unfreeze_top_are_recorded_per_epoch(small_hymenoptera, tmp_path):
+    import csv
+
+    result = _train(small_hymenoptera, tmp_path / "run", epochs=6, schedule="cosine", warmup_epochs=2,
+                    fine_tune_epochs=2, unfreeze_top=1, test_split=0.0)
+    with open(result.run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    head = [float(r["learning_rate"]) for r in rows if r["phase"] == "head"]
+    assert head[0] < head[1] and head[1] == pytest.approx(1e-3, rel=0.2)  # warming up to --lr
+    assert head[2] > head[3] > head[4] > head[5]  # then decaying
+    config = json.loads((result.run / "config.json").read_text())
+    assert config["unfreeze_from"] == "mixed10" and config["schedule"] == "cosine"
+    assert "--unfreeze-top must be between 1 and 11" in one_sentence_error(
+        run_cli("train", str(small_hymenoptera), "--unfreeze-top", "12"))

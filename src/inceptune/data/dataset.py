@@ -31,6 +31,7 @@ class Dataset:
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     leakage: list[dict] = field(default_factory=list)
+    multilabel: bool = False  # records carry "a|b" label sets (data/multilabel.py)
 
     def split(self, name: str) -> list[ImageRecord]:
         return [r for r in self.records if r.split == name]
@@ -38,11 +39,15 @@ class Dataset:
     def label_index(self, record: ImageRecord) -> int:
         return self.classes.index(record.label)
 
+    def labels_of(self, record: ImageRecord) -> list[str]:
+        """The record's classes: its one class, or its label set in a multi-label dataset."""
+        return [label for label in record.label.split("|") if label] if self.multilabel else [record.label]
+
     def counts(self) -> dict[str, dict[str, int]]:
-        """Images per split and class."""
+        """Images per split and class (in a multi-label dataset an image counts for each of its labels)."""
         table = {s: Counter() for s in SPLITS}
         for r in self.records:
-            table[r.split][r.label] += 1
+            table[r.split].update(self.labels_of(r))
         return {s: {c: table[s][c] for c in self.classes} for s in SPLITS}
 
     def summary(self) -> dict:
@@ -53,6 +58,7 @@ class Dataset:
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "warnings": self.warnings,
             "leakage": self.leakage,
+            **({"task": "multilabel"} if self.multilabel else {}),
         }
 
 
@@ -81,11 +87,11 @@ def load_dataset(
     records = assign_splits(scan.records, val_split, test_split, seed)
     classes = sorted({r.label for r in records if r.split == "train"})
     dataset = Dataset(scan.root, classes, records, scan.skipped, scan.warnings, find_leakage(records))
-    _report(dataset)
+    report(dataset)
     return dataset
 
 
-def _report(dataset: Dataset) -> None:
+def report(dataset: Dataset) -> None:
     counts = dataset.counts()
     sizes = ", ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS)
     console.info(f"Dataset {dataset.root}: {len(dataset.classes)} classes ({', '.join(dataset.classes)}); {sizes}.")

@@ -81,7 +81,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, 
         for class_dir in top:
             candidates += [(f, class_dir.name, None) for f in _walk_files(class_dir, skipped)]
 
-    records = _check_files(candidates, skipped, max_pixels)
+    records = check_files(candidates, skipped, max_pixels)
     result = ScanResult(str(root_path), layout, records, skipped, warnings)
     _check_classes(result, top if layout == "classes" else None, split_dirs, min_classes)
     return result
@@ -162,7 +162,7 @@ def _check_one(path: Path, max_pixels: int) -> tuple[str | None, str | None]:
     return hashlib.sha256(data).hexdigest(), None
 
 
-def _check_files(candidates, skipped, max_pixels) -> list[ImageRecord]:
+def check_files(candidates, skipped, max_pixels) -> list[ImageRecord]:
     records: list[ImageRecord] = []
     workers = min(8, (os.cpu_count() or 1) * 2)
     with console.progress("Checking images", total=len(candidates)) as advance:

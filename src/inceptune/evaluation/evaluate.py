@@ -50,6 +50,9 @@ def evaluate(run: str, data: str | None = None, split: str = "test", batch_size:
     """
     folder = RunFolder.open(run)
     classes = folder.classes
+    if folder.read_json("labels.json").get("task") == "multilabel":
+        raise UserError(f"The run {run} is multi-label: its per-label test metrics are in evaluation.json, written "
+                        "by train; evaluate covers single-label runs.")
     if data is None:
         if folder.config.get("data_kind") == "arrays":
             raise UserError(f"The run {run} was trained on arrays, whose {split} metrics are in its report.html; "

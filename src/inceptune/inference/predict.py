@@ -38,8 +38,14 @@ def predict(run: str, inputs: list[str] | str, top: int = 5, batch_size: int = 3
     """
     predictor = Predictor(run, runtime=runtime, tta=tta, unsafe=unsafe)
     paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
-    return run_batches(paths, predictor.image_size, batch_size, predictor.infer,
-                       lambda probs: rank_classes(predictor.classes, probs, top))
+
+    def describe(probs: np.ndarray) -> dict:
+        result = rank_classes(predictor.classes, probs, top)
+        if predictor.multilabel:  # independent yes/no answers: every label at or above 0.5
+            result["labels"] = [c for c, p in zip(predictor.classes, probs) if p >= 0.5]
+        return result
+
+    return run_batches(paths, predictor.image_size, batch_size, predictor.infer, describe)
 
 
 class Predictor:
@@ -54,6 +60,7 @@ class Predictor:
         check_tta(tta)
         self.folder = RunFolder.open(run)
         self.classes = self.folder.classes
+        self.multilabel = self.folder.read_json("labels.json").get("task") == "multilabel"
         self.image_size = int(self.folder.config["image_size"])
         self.model = self.folder.load_model(unsafe)
         self.runtime_name = "keras"

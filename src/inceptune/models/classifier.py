@@ -30,11 +30,12 @@ class Classifier:
     head: list[keras.layers.Layer]
     num_classes: int
     label_smoothing: float = 0.0  # > 0: labels are one-hot (smoothed) for multi-class training
+    multilabel: bool = False  # one sigmoid per class, binary cross-entropy
     adapted: bool = False  # the head's standardisation is already fitted (a head kept by --from)
 
     @property
     def binary(self) -> bool:
-        return self.num_classes == 2
+        return self.num_classes == 2 and not self.multilabel
 
     def adapt(self, features: np.ndarray) -> None:
         """Fit the head's feature standardisation to training features (N, D).
@@ -69,15 +70,16 @@ class Classifier:
         return not self.binary and self.label_smoothing > 0
 
     def loss(self) -> keras.losses.Loss:
-        """Binary cross-entropy on 0/1 labels, or categorical on class indices (one-hot when smoothing)."""
-        if self.binary:
+        """Binary cross-entropy on 0/1 labels (per class when multi-label), or categorical on class
+        indices (one-hot when smoothing)."""
+        if self.binary or self.multilabel:
             return keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
         if self.one_hot:
             return keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
         return keras.losses.SparseCategoricalCrossentropy()
 
     def metrics(self) -> list:
-        if self.binary:
+        if self.binary or self.multilabel:  # multi-label: the fraction of right yes/no answers
             return [keras.metrics.BinaryAccuracy(name="accuracy")]
         if self.one_hot:
             return [keras.metrics.CategoricalAccuracy(name="accuracy")]
@@ -92,13 +94,15 @@ def refresh_normalization(model: keras.Model) -> None:
 
 
 def build_classifier(
-    backbone: keras.Model, num_classes: int, image_size: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = ()
+    backbone: keras.Model, num_classes: int, image_size: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = (),
+    multilabel: bool = False,
 ) -> Classifier:
     """Wrap a backbone into an image classifier with a new head.
 
     Args:
         backbone: InceptionV3 without top, inputs in [-1, 1].
         num_classes: 2 gives one sigmoid unit, more give a softmax.
+        multilabel: one sigmoid unit per class instead (independent yes/no answers).
         image_size: images are resized to this square inside the model.
         dropout: dropout rate before each Dense layer of the head.
         hidden_units: optional hidden Dense(relu) layers, e.g. (1024,) as in
@@ -115,15 +119,15 @@ def build_classifier(
         head += [keras.layers.Dropout(dropout, name=f"head_dropout_{i}"),
                  keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")]
     head += [keras.layers.Dropout(dropout, name="head_dropout"),
-             keras.layers.Dense(1 if num_classes == 2 else num_classes,
-                                activation="sigmoid" if num_classes == 2 else "softmax",
+             keras.layers.Dense(1 if num_classes == 2 and not multilabel else num_classes,
+                                activation="sigmoid" if num_classes == 2 or multilabel else "softmax",
                                 name="predictions")]
 
     # === Functional Model ===
     inputs = keras.Input((None, None, 3), name="image")
     features = pooling(backbone(scale(resize(inputs)), training=False))
     model = keras.Model(inputs, _apply(head, features), name="inceptune_classifier")
-    return Classifier(model, backbone, pooling, head, num_classes)
+    return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel)
 
 
 def inception_scale() -> keras.layers.Layer:
@@ -142,4 +146,6 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     outputs = np.asarray(outputs, dtype=np.float64)
     if outputs.ndim == 2 and outputs.shape[1] == 1:
         return np.concatenate([1.0 - outputs, outputs], axis=1)
-    return outputs / outputs.sum(axis=1, keepdims=True)  # float32 softmax rows miss 1 by rounding
+    sums = outputs.sum(axis=1, keepdims=True)
+    # float32 softmax rows miss 1 by rounding; multi-label sigmoid rows are independent and left alone.
+    return np.where(np.abs(sums - 1) < 1e-3, outputs / np.where(sums == 0, 1, sums), outputs)

@@ -50,6 +50,10 @@ class KeepBest(keras.callbacks.Callback):
         self.best_epoch: int | None = None  # None: the starting weights were best
         self._best_weights = None
 
+    @property
+    def best_weights(self) -> list | None:
+        return self._best_weights
+
     def restore(self, best: float, best_epoch: int | None, weights: list) -> None:
         """Continue a resumed run from the best loss, epoch and weights it had found."""
         self.best, self.best_epoch, self._best_weights = best, best_epoch, weights

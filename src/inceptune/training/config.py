@@ -42,6 +42,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # --- phase 2: fine-tuning
     unfreeze_from: str = "mixed9"
+    unfreeze_top: int | None = None  # alternative to unfreeze_from: the top N inception blocks (2 = mixed9 on)
+    schedule: str = "constant"  # learning-rate schedule of both phases: constant | cosine | step
+    warmup_epochs: int = 0  # linear warm-up before the schedule, in each phase
     fine_tune_epochs: int = 10
     fine_tune_lr: float = 1e-5
     patience: int = 3  # fine-tuning; from scratch (--arch) waits SCRATCH_PATIENCE epochs unless set higher

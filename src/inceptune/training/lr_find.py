@@ -21,14 +21,13 @@ import keras
 import numpy as np
 
 from inceptune import console
-from inceptune.data.dataset import load_dataset
 from inceptune.errors import UserError
 from inceptune.features.extract import POOLED, activations_kind, read_features
 from inceptune.models.backbone import freeze
 from inceptune.models.weights import resolve_weights
 from inceptune.training.config import TrainConfig
-from inceptune.training.trainer import SplitData, check_settings, extract_features, feature_cache, make_config, \
-    new_classifier
+from inceptune.training.trainer import SplitData, check_settings, extract_features, feature_cache, \
+    load_training_data, make_config, new_classifier
 
 
 @dataclass
@@ -59,7 +58,7 @@ def lr_find(data: str, phase: str = "head", out: str | None = None, min_lr: floa
         raise UserError(f"--min-lr must be positive and below --max-lr (got {min_lr} and {max_lr}).")
     c = make_config(data, {**settings, "fine_tune_epochs": 1 if phase == "fine-tune" else 0})
     check_settings(c)
-    dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
+    dataset = load_training_data(c)
     weights = resolve_weights(c.weights)
     classifier = new_classifier(weights, dataset, c)
     cache = feature_cache(c, weights)

@@ -20,13 +20,15 @@ from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier
 from inceptune.training.callbacks import EpochCheckpoint, EpochSeeds, KeepBest, ProgressBar, ResumableEarlyStopping
 from inceptune.training.checkpoint import Checkpoint
+from inceptune.training.schedules import learning_rate as scheduled
 from inceptune.features.extract import read_features
 from inceptune.training.data import CachedFeatures
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float, log_dir: Path | None = None,
-               class_weight: dict[int, float] | None = None, resume: "Resume | None" = None) -> list[dict]:
+               class_weight: dict[int, float] | None = None, resume: "Resume | None" = None,
+               schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
     arrays = train.arrays_if_small()
@@ -34,12 +36,13 @@ def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeature
         classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache,
                                                                                    train.kind))
     return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays,
-                log_dir=log_dir, class_weight=class_weight, resume=resume)
+                log_dir=log_dir, class_weight=class_weight, resume=resume, schedule=schedule)
 
 
 def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
               epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None,
-              class_weight: dict[int, float] | None = None, resume: "Resume | None" = None) -> list[dict]:
+              class_weight: dict[int, float] | None = None, resume: "Resume | None" = None,
+              schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
     """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
     freeze(classifier.backbone, unfreeze_from)
     model = classifier.top_model(unfreeze_from)
@@ -47,7 +50,7 @@ def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures,
     stop = ResumableEarlyStopping(monitor="val_loss" if val else "loss", patience=patience,
                                   restored=state["stop"] if state else None)
     return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, stop=stop, log_dir=log_dir,
-                class_weight=class_weight, resume=resume)
+                class_weight=class_weight, resume=resume, schedule=schedule)
 
 
 class Resume:
@@ -61,11 +64,15 @@ class Resume:
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
          learning_rate: float, classifier: Classifier, stop: ResumableEarlyStopping | None = None,
          train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
-         resume: Resume | None = None) -> list[dict]:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=classifier.loss(),
-                  metrics=classifier.metrics())
-    extra = [stop] if stop else []
+         resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
     steps, batch_size = len(train), train.batch_size
+    rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=classifier.loss(), metrics=classifier.metrics())
+
+    def rate_at(epoch: int) -> float:  # the rate of the epoch's last step
+        return float(rate((epoch + 1) * steps - 1)) if callable(rate) else rate
+
+    extra = [stop] if stop else []
     if train_arrays is not None:  # Keras fits arrays with far less per-batch overhead than a PyDataset
         train, val = train_arrays, val.arrays_if_small() if val else None
     monitor = "val_loss" if val else "loss"
@@ -97,9 +104,9 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
 
         def save(epoch: int, logs: dict) -> None:
             rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-                         "learning_rate": learning_rate, "seconds": round(timer.seconds[-1], 3)})
+                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[-1], 3)})
             resume.checkpoint.save(phase, epoch + 1, rows, model, {"loss": keep.best, "epoch": keep.best_epoch},
-                                   keep._best_weights, stop.state() if stop else None, resume.earlier_rows)
+                                   keep.best_weights, stop.state() if stop else None, resume.earlier_rows)
 
         extra.append(EpochCheckpoint(save))
     history = model.fit(
@@ -110,7 +117,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     if resume is None:  # without checkpointing, the rows come from Keras' history
         for i, epoch in enumerate(history.epoch):
             rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v[i]) for k, v in history.history.items()},
-                         "learning_rate": learning_rate, "seconds": round(timer.seconds[i], 3)})
+                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[i], 3)})
     for row in rows:
         row["kept"] = keep.best_epoch == row["epoch"] - 1
     return rows

@@ -57,8 +57,9 @@ def train(data: str, **settings) -> TrainResult:
 
         return ScratchTrainer(config).run()
     from inceptune.data.arrays import is_array_source
+    from inceptune.data.multilabel import is_multilabel_csv
 
-    if is_array_source(config.data):
+    if is_array_source(config.data) and not is_multilabel_csv(config.data):
         config = arrays_as_folder(config)
     return Trainer(config).run()
 
@@ -79,7 +80,12 @@ def make_config(data: str, settings: dict) -> TrainConfig:
     unknown = set(settings) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise TypeError(f"unknown train settings: {', '.join(sorted(unknown))}")
-    return TrainConfig(data=str(data), **settings)
+    config = TrainConfig(data=str(data), **settings)
+    if config.unfreeze_top is not None:  # blocks mixed0..mixed10: the top N start at mixed(11 - N)
+        if not 1 <= config.unfreeze_top <= 11:
+            raise UserError(f"--unfreeze-top must be between 1 and 11 (inception blocks), got {config.unfreeze_top}.")
+        config = dataclasses.replace(config, unfreeze_from=f"mixed{11 - config.unfreeze_top}")
+    return config
 
 
 class Trainer:
@@ -89,7 +95,8 @@ class Trainer:
     def run(self) -> TrainResult:
         c = self.config
         check_settings(c)
-        dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
+        dataset = load_training_data(c)
+        class_weights(c, dataset)  # a wrong --class-weight fails now, not after extraction
         if c.resume and not c.out:
             raise UserError("--resume needs --out: the run folder of the interrupted run.")
         run = RunFolder.create(c.out or default_out(c.array_source or c.data), overwrite=c.overwrite)
@@ -140,8 +147,8 @@ class Trainer:
     def _write(self, run: RunFolder, dataset: Dataset, classifier: Classifier, fitted: "Fitted",
                splits: "SplitData", metrics: dict, weights: Weights) -> None:
         run.save_model(classifier.model)
-        run.write_json("labels.json", {"classes": dataset.classes,
-                                       "task": "binary" if classifier.binary else "multiclass"})
+        run.write_json("labels.json", {"classes": dataset.classes, "task": "multilabel" if classifier.multilabel
+                                       else "binary" if classifier.binary else "multiclass"})
         run.write_json("config.json", {**self.config.as_dict(), "resolved_weights": weights.describe(),
                                        "weights_fingerprint": weights.fingerprint, "versions": versions()})
         run.write_rows("history.csv", fitted.history)
@@ -149,7 +156,14 @@ class Trainer:
         run.write_json("dataset.json", dataset.summary())
         # The report: metrics and plots of the held-out split (test, else val), from the cached features.
         split = "test" if dataset.split("test") else "val" if dataset.split("val") else None
-        if split:
+        if split and classifier.multilabel:
+            from inceptune.evaluation.multilabel import write_multilabel_evaluation
+
+            metrics["report"] = {"split": split}
+            write_multilabel_evaluation(run.path, [r.path for r in dataset.split(split)], splits.labels(split),
+                                        splits.probabilities(fitted.model, split, fitted.kind), dataset.classes,
+                                        f"the {split} split")
+        elif split:
             metrics["report"] = {"split": split}
             write_evaluation(run.path, dataset.split(split), dataset.classes,
                              splits.probabilities(fitted.model, split, fitted.kind),
@@ -157,17 +171,33 @@ class Trainer:
         run.write_json("metrics.json", metrics)  # last: its presence marks a finished run
 
 
+def load_training_data(c: TrainConfig) -> Dataset:
+    """A folder of class folders, or a multi-label CSV of path,labels."""
+    from inceptune.data.multilabel import is_multilabel_csv, load_multilabel_csv
+
+    if is_multilabel_csv(c.data):
+        return load_multilabel_csv(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
+    return load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
+
+
 def check_settings(c: TrainConfig) -> None:
+    """Settings that can be wrong on their own, checked before any image is read."""
+    from inceptune.training.augment import resolve_policy
+    from inceptune.training.schedules import learning_rate
+
     check_image_size(c.image_size)
     if c.fine_tune_epochs > 0:
         check_block(c.unfreeze_from)
+    if c.views and not resolve_policy(c.augment, c.aug):
+        raise UserError("--aug-views needs an augmentation: pass --augment light, default or strong.")
+    learning_rate(c.learning_rate, c.schedule, c.epochs, 1, c.warmup_epochs)
 
 
 def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classifier:
     """A fresh classifier (backbone weights loaded anew), seeded by the config."""
     keras.utils.set_random_seed(c.seed)
     classifier = build_classifier(build_backbone(weights, c.image_size), len(dataset.classes), c.image_size,
-                                  c.dropout, tuple(c.head_units))
+                                  c.dropout, tuple(c.head_units), multilabel=dataset.multilabel)
     classifier.label_smoothing = c.label_smoothing
     return classifier
 
@@ -217,8 +247,6 @@ def extract_views(dataset: Dataset, cache: FeatureCache, classifier: Classifier,
     from inceptune.training.augment import build_augmenter, resolve_policy, view_records
 
     params = resolve_policy(c.augment, c.aug)
-    if c.views and not params:
-        raise UserError("--aug-views needs an augmentation: pass --augment light, default or strong.")
     if not c.views or not params:
         return Views([], ExtractionStats(), None)
     train = dataset.split("train")
@@ -245,6 +273,9 @@ def class_weights(c: TrainConfig, dataset: Dataset) -> dict[int, float] | None:
     """--class-weight auto (inverse frequency, sklearn's 'balanced') or name=weight pairs, by class index."""
     if not c.class_weight:
         return None
+    if dataset.multilabel:
+        raise UserError("--class-weight is for single-label tasks; a multi-label task weighs each label's "
+                        "yes/no answer equally.")
     classes = dataset.classes
     if c.class_weight == "auto":
         from sklearn.utils.class_weight import compute_class_weight
@@ -292,7 +323,8 @@ def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, 
         console.info(f"Resuming: phase 1 finished ({len(history)} epochs), not redone.")
     else:
         history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), c.epochs,
-                             c.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume)
+                             c.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume,
+                             schedule=(c.schedule, c.warmup_epochs))
     if resume:
         resume.earlier_rows = history
     phase1 = time.perf_counter() - start
@@ -302,7 +334,7 @@ def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, 
         kind = activations_kind(c.unfreeze_from)
         history = history + fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
                                       c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir,
-                                      class_weight=weights, resume=resume)
+                                      class_weight=weights, resume=resume, schedule=(c.schedule, c.warmup_epochs))
         phase2 = time.perf_counter() - start
         model = classifier.top_model(c.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2)
@@ -317,6 +349,10 @@ class SplitData:
         self.views = views or []
 
     def labels(self, split: str) -> np.ndarray:
+        if self.classifier.multilabel:  # multi-hot rows
+            classes = self.dataset.classes
+            return np.array([[float(c in self.dataset.labels_of(r)) for c in classes]
+                             for r in self.dataset.split(split)], dtype="float32").reshape(-1, len(classes))
         y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
         if self.classifier.binary:
             return y.astype("float32").reshape(-1, 1)
@@ -341,6 +377,12 @@ class SplitData:
         if not self.dataset.split(split):
             return None
         probs = self.probabilities(model, split, kind)
+        if self.classifier.multilabel:
+            from inceptune.evaluation.multilabel import multilabel_metrics
+
+            m = multilabel_metrics(self.labels(split), probs, self.dataset.classes)
+            return {"images": m["images"], "accuracy": m["subset_accuracy"], "loss": m["loss"],
+                    "f1_macro": m["f1_macro"], "hamming_loss": m["hamming_loss"]}
         y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
         return {
             "images": int(len(y)),
