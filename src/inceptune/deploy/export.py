@@ -114,10 +114,11 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         raise
     seconds = time.perf_counter() - start
     pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
-    expected = class_probabilities(model.predict(pixels, verbose=0))
+    multilabel = folder.read_json("labels.json").get("task") == "multilabel"
+    expected = class_probabilities(model.predict(pixels, verbose=0), multilabel)
     from inceptune.deploy.runtimes import load_runtime
 
-    got = load_runtime(fmt, artefact)(pixels)
+    got = class_probabilities(load_runtime(fmt, artefact)(pixels), multilabel)
     diff = float(np.abs(got - expected).max())
     same = got.argmax(axis=1) == expected.argmax(axis=1)
     tolerance = TOLERANCES[quantize]

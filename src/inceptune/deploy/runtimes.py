@@ -1,4 +1,5 @@
-"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, class probabilities out."""
+"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, the model's outputs out
+(callers turn them into class probabilities, `models.classifier.class_probabilities`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from inceptune.errors import UserError
-from inceptune.models.classifier import class_probabilities
 
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
@@ -22,13 +22,13 @@ def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]
 
         session = ort.InferenceSession(str(artefact), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda x: class_probabilities(session.run(None, {name: np.asarray(x, np.float32)})[0])
+        return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
     if fmt == "openvino":
         import openvino as ov
 
         # FP32 explicitly: on CPUs with bfloat16 units OpenVINO otherwise computes in bf16 (~1e-2 off).
         compiled = ov.Core().compile_model(str(artefact), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        return lambda x: class_probabilities(compiled(np.asarray(x, np.float32))[0])
+        return lambda x: compiled(np.asarray(x, np.float32))[0]
     if fmt == "litert":
         import tensorflow as tf
 
@@ -40,14 +40,14 @@ def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]
             interpreter.allocate_tensors()
             interpreter.set_tensor(inp["index"], np.asarray(x, np.float32))
             interpreter.invoke()
-            return class_probabilities(interpreter.get_tensor(out["index"]))
+            return interpreter.get_tensor(out["index"])
 
         return run
     if fmt == "saved_model":
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(artefact))
-        return lambda x: class_probabilities(loaded.serve(np.asarray(x, np.float32)).numpy())
+        return lambda x: loaded.serve(np.asarray(x, np.float32)).numpy()
     raise UserError(f"Unknown format '{fmt}'.")
 
 
@@ -71,21 +71,6 @@ def run_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray
             if runtime != "auto":
                 how = f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")
                 raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} {how}` first.")
-            continue
-        try:
-            return name, load_runtime(fmt, artefact)
-        except ImportError:
-            if runtime != "auto":
-                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{fmt}]'.") from None
-    return None
-    from inceptune.deploy.export import FILES
-
-    for name, fmt in fmt_of.items():
-        artefact = run_path / "export" / name / FILES[fmt]
-        if not artefact.exists():
-            if runtime != "auto":
-                raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} --format {name}` "
-                                "first.")
             continue
         try:
             return name, load_runtime(fmt, artefact)

@@ -44,8 +44,10 @@ class _Embedder:
             from inceptune.models.classifier import class_probabilities
             from inceptune.runs import RunFolder
 
-            model = RunFolder.open(run).load_model(unsafe)
-            self.infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x)), tta)
+            folder = RunFolder.open(run)
+            model = folder.load_model(unsafe)
+            multilabel = folder.read_json("labels.json").get("task") == "multilabel"
+            self.infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x), multilabel), tta)
             return
         from inceptune.features.extract import build_extractor
         from inceptune.models.backbone import build_backbone

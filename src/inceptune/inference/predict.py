@@ -64,12 +64,12 @@ class Predictor:
         self.image_size = int(self.folder.config["image_size"])
         self.model = self.folder.load_model(unsafe)
         self.runtime_name = "keras"
-        infer = lambda x: class_probabilities(self.model.predict_on_batch(x))  # noqa: E731
+        infer = lambda x: class_probabilities(self.model.predict_on_batch(x), self.multilabel)  # noqa: E731
         chosen = run_runtime(self.folder.path, runtime) if runtime != "keras" else None
         if chosen is not None:
             self.runtime_name, exported = chosen
             console.info(f"Runtime: {self.runtime_name} ({self.folder.path / 'export' / self.runtime_name})")
-            infer = lambda x: exported(self.fit(x))  # noqa: E731
+            infer = lambda x: class_probabilities(exported(self.fit(x)), self.multilabel)  # noqa: E731
         self.infer = with_tta(infer, tta)
 
     def fit(self, x: np.ndarray) -> np.ndarray:

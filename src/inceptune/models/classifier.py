@@ -141,11 +141,12 @@ def _apply(layers: list[keras.layers.Layer], x):
     return x
 
 
-def class_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as one probability per class ((N, 1) sigmoid becomes (N, 2))."""
+def class_probabilities(outputs: np.ndarray, multilabel: bool = False) -> np.ndarray:
+    """Model outputs as one probability per class ((N, 1) sigmoid becomes (N, 2)); multi-label
+    outputs are independent sigmoids and stay as they are."""
     outputs = np.asarray(outputs, dtype=np.float64)
+    if multilabel:
+        return outputs
     if outputs.ndim == 2 and outputs.shape[1] == 1:
         return np.concatenate([1.0 - outputs, outputs], axis=1)
-    sums = outputs.sum(axis=1, keepdims=True)
-    # float32 softmax rows miss 1 by rounding; multi-label sigmoid rows are independent and left alone.
-    return np.where(np.abs(sums - 1) < 1e-3, outputs / np.where(sums == 0, 1, sums), outputs)
+    return outputs / outputs.sum(axis=1, keepdims=True)  # float32 softmax rows miss 1 by rounding

@@ -371,7 +371,7 @@ class SplitData:
 
     def probabilities(self, model: keras.Model, split: str, kind: str) -> np.ndarray:
         """(N, classes) probabilities of the split's images, in `dataset.split(split)` order."""
-        return class_probabilities(model.predict(self.data(split, kind), verbose=0))
+        return class_probabilities(model.predict(self.data(split, kind), verbose=0), self.classifier.multilabel)
 
     def evaluate(self, model: keras.Model, split: str, kind: str) -> dict | None:
         if not self.dataset.split(split):
