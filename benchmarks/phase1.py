@@ -28,13 +28,25 @@ inceptune._import_tensorflow_quietly()
 import keras  # noqa: E402
 
 
-def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> dict:
+def seeds_augmentation(seed: int) -> keras.Sequential:
+    """The seeds' ImageDataGenerator(rotation_range=20, width/height_shift_range=0.2, shear, zoom_range=0.2,
+    horizontal_flip=True) as Keras layers, applied on the fly to every training batch of every epoch."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed), keras.layers.RandomRotation(20 / 360, seed=seed),
+        keras.layers.RandomTranslation(0.2, 0.2, seed=seed), keras.layers.RandomShear(0.1, 0.1, seed=seed),
+        keras.layers.RandomZoom(0.2, seed=seed)])
+
+
+def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int, augment: bool = False) -> dict:
     keras.utils.set_random_seed(seed)
     load = dict(image_size=(image_size, image_size), batch_size=32, label_mode="categorical", seed=seed)
     train_ds = keras.utils.image_dataset_from_directory(data / "train", shuffle=True, **load)
     val_ds = keras.utils.image_dataset_from_directory(data / "val", shuffle=False, **load)
     num_classes = len(train_ds.class_names)
     prep = keras.applications.inception_v3.preprocess_input
+    if augment:
+        layers = seeds_augmentation(seed)
+        train_ds = train_ds.map(lambda x, y: (layers(x, training=True), y))
     train_ds = train_ds.map(lambda x, y: (prep(x), y))
     val_ds = val_ds.map(lambda x, y: (prep(x), y))
     base = keras.applications.InceptionV3(weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
@@ -50,27 +62,32 @@ def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int)
             "best_val_accuracy": float(max(history.history["val_accuracy"]))}
 
 
-def ours(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> dict:
+def ours(data: Path, weights: str, image_size: int, epochs: int, seed: int, augment: bool = False) -> dict:
+    extra = {"augment": "default", "aug_views": 4} if augment else {}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = inceptune.train(str(data), out=f"{tmp}/run", weights=weights, image_size=image_size, epochs=epochs,
                                  fine_tune_epochs=0, head_units=(1024,), test_split=0.0, seed=seed,
-                                 cache_dir=f"{tmp}/cache")
+                                 cache_dir=f"{tmp}/cache", **extra)
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "val_accuracy": result.metrics["val"]["accuracy"],
             "phase1_seconds": result.metrics["phase1"]["seconds"]}
 
 
-def phase1(data: Path, weights: str, image_size: int = 299, epochs: int = 10, seed: int = 1337) -> dict:
-    ref = reference(data, weights, image_size, epochs, seed)
-    inc = ours(data, weights, image_size, epochs, seed)
-    return {"data": str(data), "image_size": image_size, "epochs": epochs, "reference": ref, "inceptune": inc,
-            "speedup": round(ref["seconds"] / inc["seconds"], 2)}
+def phase1(data: Path, weights: str, image_size: int = 299, epochs: int = 10, seed: int = 1337,
+           augment: bool = False) -> dict:
+    """Both recipes on the same folders; with `augment`, the reference augments every batch on the fly and
+    inceptune caches 4 augmented views per training image (--augment default --aug-views 4)."""
+    ref = reference(data, weights, image_size, epochs, seed, augment)
+    inc = ours(data, weights, image_size, epochs, seed, augment)
+    return {"data": str(data), "image_size": image_size, "epochs": epochs, "augment": augment, "reference": ref,
+            "inceptune": inc, "speedup": round(ref["seconds"] / inc["seconds"], 2)}
 
 
 def print_table(result: dict) -> None:
     ref, inc = result["reference"], result["inceptune"]
-    print(f"\nphase 1, {result['epochs']} epochs at {result['image_size']}x{result['image_size']} on {result['data']}")
+    print(f"\nphase 1, {result['epochs']} epochs at {result['image_size']}x{result['image_size']} on {result['data']}"
+          + (", with augmentation" if result.get("augment") else ""))
     print(f"{'':12}{'wall s':>10}{'val acc':>10}")
     print(f"{'reference':12}{ref['seconds']:>10.1f}{ref['val_accuracy']:>10.4f}")
     print(f"{'inceptune':12}{inc['seconds']:>10.1f}{inc['val_accuracy']:>10.4f}")
@@ -84,9 +101,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--augment", action="store_true", help="both sides augment (see phase1())")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    result = {"machine": describe(), **phase1(args.data, args.weights, args.image_size, args.epochs, args.seed)}
+    result = {"machine": describe(), **phase1(args.data, args.weights, args.image_size, args.epochs, args.seed,
+                                              args.augment)}
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -290,3 +290,18 @@ def test_cosine_with_warmup_and_unfreeze_top_are_recorded_per_epoch(small_hymeno
     assert config["unfreeze_from"] == "mixed10" and config["schedule"] == "cosine"
     assert "--unfreeze-top must be between 1 and 11" in one_sentence_error(
         run_cli("train", str(small_hymenoptera), "--unfreeze-top", "12"))
+
+
+def test_mixed_precision_under_a_mirrored_strategy_trains_with_float32_outputs(small_hymenoptera, tmp_path):
+    import keras
+
+    result = _train(small_hymenoptera, tmp_path / "run", image_size=75, epochs=10, fine_tune_epochs=1,
+                    test_split=0.0, precision="mixed", distribute="mirrored")
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+    assert result.metrics["val"]["accuracy"] > 0.6
+    model = keras.saving.load_model(result.run / "model.keras")
+    assert model.layers[-1].dtype_policy.name == "float32"
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert backbone.layers[1].dtype_policy.name == "mixed_bfloat16"  # on this CPU; mixed_float16 on GPUs
+    config = json.loads((result.run / "config.json").read_text())
+    assert config["precision"] == "mixed" and config["distribute"] == "mirrored"

@@ -82,6 +82,8 @@ def train(
     cache_dir: CacheOpt = None,
     max_pixels: MaxPixelsOpt = 100_000_000,
     overwrite: OverwriteOpt = False,
+    precision: Annotated[str, typer.Option(help="float32, or mixed: float16 compute on GPUs (bfloat16 on CPUs) with FP32 weights and outputs.")] = "float32",
+    distribute: Annotated[str, typer.Option(help="auto (MirroredStrategy over 2+ local GPUs), none, mirrored, or multi-worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG).")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out from its last finished epoch (same settings).")] = False,
     tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
     track: Annotated[Optional[str], typer.Option(help="Also log the run to an experiment tracker: mlflow.")] = None,

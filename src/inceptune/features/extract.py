@@ -99,7 +99,8 @@ def extract_to_cache(
                     outputs = extractor.predict_on_batch(images)
                     for row, index in enumerate(batch.positions):
                         for kind in kinds:
-                            cache.put(kind, todo[index][0], np.asarray(outputs[kind][row]))
+                            # float32 whatever the compute precision (bfloat16 has no portable .npy form)
+                            cache.put(kind, todo[index][0], np.asarray(outputs[kind][row], dtype=np.float32))
                     stats.computed += len(batch.positions)
                 advance(len(batch.positions) + len(batch.failures))
     stats.seconds = time.perf_counter() - start

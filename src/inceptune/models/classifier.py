@@ -121,7 +121,7 @@ def build_classifier(
     head += [keras.layers.Dropout(dropout, name="head_dropout"),
              keras.layers.Dense(1 if num_classes == 2 and not multilabel else num_classes,
                                 activation="sigmoid" if num_classes == 2 or multilabel else "softmax",
-                                name="predictions")]
+                                dtype="float32", name="predictions")]  # FP32 outputs under mixed precision too
 
     # === Functional Model ===
     inputs = keras.Input((None, None, 3), name="image")

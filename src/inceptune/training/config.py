@@ -52,6 +52,9 @@ class TrainConfig:
     arch: str | None = None  # None: the pretrained Inception-v3 recipe above
     channels: int = 3  # 1: grayscale network (RGB inputs converted inside the model)
     width: float = 1.0  # filter multiplier for inception-v3 and mini-inception
+    # --- devices (training/devices.py)
+    precision: str = "float32"  # float32 | mixed (float16 on GPUs, bfloat16 on CPUs)
+    distribute: str = "auto"  # auto (MirroredStrategy with 2+ GPUs) | none | mirrored | multi-worker
     # --- engineering
     cache_dir: str | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -61,7 +61,13 @@ def train(data: str, **settings) -> TrainResult:
 
     if is_array_source(config.data) and not is_multilabel_csv(config.data):
         config = arrays_as_folder(config)
-    return Trainer(config).run()
+    from inceptune.training.devices import training_devices
+
+    with training_devices(config.precision, config.distribute) as devices:
+        if devices["policy"] != "float32" or devices["replicas"] > 1:
+            console.info(f"Devices: {devices['policy']} precision, {devices['replicas']} replica(s)"
+                         + (f" ({devices['strategy']})" if devices["strategy"] else "") + ".")
+        return Trainer(config).run()
 
 
 def arrays_as_folder(config: TrainConfig) -> TrainConfig:
@@ -218,7 +224,12 @@ def keep_head(classifier: Classifier, head: list[list]) -> None:
 
 
 def feature_cache(c: TrainConfig, weights: Weights) -> FeatureCache:
-    return FeatureCache(c.cache_dir or default_cache_dir(), feature_space(weights, c.image_size, c.seed))
+    space = feature_space(weights, c.image_size, c.seed)
+    if c.precision != "float32":  # features computed in half precision are another space
+        from inceptune.training.devices import precision_policy
+
+        space["policy"] = precision_policy(c.precision)
+    return FeatureCache(c.cache_dir or default_cache_dir(), space)
 
 
 def feature_kinds(c: TrainConfig) -> list[str]:

@@ -1,0 +1,63 @@
+"""Where training runs: precision (`--precision`) and replication over devices (`--distribute`).
+
+    --precision float32   everything in FP32 (the default)
+    --precision mixed     float16 compute on GPUs (bfloat16 on CPUs), FP32 weights and outputs;
+                          Keras scales the loss for float16 itself
+    --distribute auto     tf.distribute.MirroredStrategy over all local GPUs when there are two or more
+    --distribute mirrored MirroredStrategy over whatever devices there are (one replica on a CPU)
+    --distribute multi-worker  MultiWorkerMirroredStrategy: one process per machine, the cluster in
+                          the TF_CONFIG environment variable (docs/distributed.md)
+    --distribute none     the default device
+
+XLA: Keras compiles the training step with XLA where it supports the model
+(`jit_compile="auto"`); nothing to set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+
+from inceptune.errors import UserError
+
+PRECISIONS = ("float32", "mixed")
+DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")
+
+
+def gpus() -> list:
+    import tensorflow as tf
+
+    return tf.config.list_physical_devices("GPU")
+
+
+def precision_policy(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision must be float32 or mixed, got {precision}.")
+    if precision == "float32":
+        return "float32"
+    return "mixed_float16" if gpus() else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def training_devices(precision: str, distribute: str):
+    """Set the dtype policy and enter the distribution strategy for the duration of a run."""
+    if distribute not in DISTRIBUTES:
+        raise UserError(f"--distribute must be one of {', '.join(DISTRIBUTES)}, got {distribute}.")
+    import tensorflow as tf
+
+    policy = precision_policy(precision)
+    if distribute == "mirrored" or (distribute == "auto" and len(gpus()) >= 2):
+        strategy = tf.distribute.MirroredStrategy()
+    elif distribute == "multi-worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        strategy = None
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            yield {"policy": policy, "replicas": strategy.num_replicas_in_sync if strategy else 1,
+                   "strategy": type(strategy).__name__ if strategy else None}
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
