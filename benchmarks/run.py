@@ -54,8 +54,7 @@ def main() -> None:
     if "phase1" in sections:
         from phase1 import phase1, print_table
 
-        data = args.hymenoptera
-        results["phase1"] = phase1(data, args.weights, epochs=10)
+        results["phase1"] = phase1(args.hymenoptera, args.weights, epochs=10)
         print_table(results["phase1"])
         if not args.quick:  # another ~8 minutes on 2 cores: the full run only
             results["phase1_augmented"] = phase1(args.hymenoptera, args.weights, epochs=10, augment=True)
@@ -84,14 +83,12 @@ def main() -> None:
 
 def summary(results: dict) -> None:
     print(f"\nsummary on {results['machine']} ({results['mode']})")
-    if "phase1" in results:
-        r = results["phase1"]
-        print(f"  phase 1, 10 epochs:   {r['speedup']:.1f}x the reference "
-              f"(val acc {r['inceptune']['val_accuracy']:.3f} vs {r['reference']['val_accuracy']:.3f}); claim >= 8x")
-    if "phase1_augmented" in results:
-        r = results["phase1_augmented"]
-        print(f"  ... with augmentation: {r['speedup']:.1f}x "
-              f"(val acc {r['inceptune']['val_accuracy']:.3f} vs {r['reference']['val_accuracy']:.3f})")
+    for key, label, claim in (("phase1", "phase 1, 10 epochs:  ", "; claim >= 8x"),
+                              ("phase1_augmented", "  ... augmented:     ", "")):
+        if key in results:
+            r = results[key]
+            print(f"  {label} {r['speedup']:.1f}x the reference (val acc {r['inceptune']['val_accuracy']:.3f} "
+                  f"vs {r['reference']['val_accuracy']:.3f}){claim}")
     if "inference" in results:
         r = results["inference"]
         auto = r["rows"]["inceptune auto"]
