@@ -211,8 +211,7 @@ def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classi
 def keep_head(classifier: Classifier, head: list[list]) -> None:
     """Start from a saved inceptune head (--from, same classes); a head of another shape is replaced."""
     layers = classifier.model.layers
-    index = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.Model))
-    ours = layers[index + 1:]
+    ours = layers[layers.index(classifier.backbone) + 1:]  # pooling, then the head
     if len(ours) != len(head) or any([w.shape for w in layer.get_weights()] != [w.shape for w in saved]
                                      for layer, saved in zip(ours, head)):
         console.warn("the saved head has another shape (--head-units?); training a new one")
