@@ -50,7 +50,13 @@ def test_bad_augmentation_and_imbalance_settings_are_one_sentence_before_any_wor
                            (["--aug-views", "3"], "--aug-views needs an augmentation"),
                            (["--class-weight", "wasps=2"], "--class-weight takes auto or NAME=WEIGHT"),
                            (["--schedule", "cosine", "--warmup-epochs", "-1"], "--warmup-epochs must be 0 or more"),
-                           (["--schedule", "linear"], "--schedule must be one of")):
+                           (["--schedule", "linear"], "--schedule must be one of"),
+                           (["--fine-tune-augment", "sideways"], "--fine-tune-augment must be one of"),
+                           (["--fine-tune-augment", "online"], "--fine-tune-augment online needs an augmentation"),
+                           (["--augment", "light", "--aug-views", "0", "--fine-tune-augment", "views"],
+                            "--fine-tune-augment views needs cached views"),
+                           (["--block-lr-decay", "2"], "--block-lr-decay must be in (0, 1]"),
+                           (["--unfreeze-every", "-1"], "--unfreeze-every must be 0")):
         assert message in one_sentence_error(run_cli(*args, *extra, "--out", str(tmp_path / "run"))), extra
     assert not (tmp_path / "run" / "model.keras").exists()
 
@@ -305,3 +311,22 @@ def test_mixed_precision_under_a_mirrored_strategy_trains_with_float32_outputs(s
     assert backbone.layers[1].dtype_policy.name == "mixed_bfloat16"  # on this CPU; mixed_float16 on GPUs
     config = json.loads((result.run / "config.json").read_text())
     assert config["precision"] == "mixed" and config["distribute"] == "mirrored"
+
+
+def test_phase_2_unfreezes_gradually_with_discriminative_rates_on_images_augmented_on_the_fly(small_hymenoptera,
+                                                                                            tmp_path):
+    result = _train(small_hymenoptera, tmp_path / "run", image_size=75, epochs=4, test_split=0.0, augment="light",
+                    aug_views=1, fine_tune_epochs=3, patience=5, unfreeze_top=2, unfreeze_every=1,
+                    block_lr_decay=0.5, train_batchnorm=True)
+    phase2 = result.metrics["phase2"]
+    assert phase2["augment"] == "online" and phase2["inputs"] == "images"
+    assert phase2["examples_per_epoch"] == 60  # the training images themselves, not their cached views
+    rows = [r for r in csv_rows(result.run / "history.csv") if r["phase"] == "fine-tune"]
+    assert [r["unfrozen_from"] for r in rows] == ["mixed10", "mixed9", "mixed9"]
+    assert all(float(r["val_loss"]) > 0 for r in rows)  # validated on cached activations each epoch
+    config = json.loads((result.run / "config.json").read_text())
+    assert config["block_lr_decay"] == 0.5 and config["train_batchnorm"] is True
+    # The cached views still serve phase 1, and can serve phase 2 instead of online augmentation.
+    views = _train(small_hymenoptera, tmp_path / "views", image_size=75, epochs=4, test_split=0.0, augment="light",
+                   aug_views=1, fine_tune_epochs=1, fine_tune_augment="views")
+    assert views.metrics["phase2"]["augment"] == "views" and views.metrics["phase2"]["examples_per_epoch"] == 120

@@ -3,7 +3,8 @@
 Blocks are named as Keras names their outputs, `mixed0` ... `mixed10`.
 Fine-tuning "from mixed9" trains every layer after `mixed8`'s output, which
 is the classic recipe's `model.layers[249:]`. BatchNormalization layers stay
-frozen, and so in inference mode, whatever is unfrozen.
+frozen, and so in inference mode, whatever is unfrozen, unless asked to
+train (`train --train-batchnorm`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def block_start(backbone: keras.Model, block: str) -> int:
     return names.index(BLOCKS[BLOCKS.index(block) - 1]) + 1
 
 
+def block_layers(backbone: keras.Model, block: str) -> list[keras.layers.Layer]:
+    """The layers of `block`, from its first layer to the concatenation named after it."""
+    names = [layer.name for layer in backbone.layers]
+    return backbone.layers[block_start(backbone, block):names.index(block) + 1]
+
+
 def boundary_layer(backbone: keras.Model, block: str) -> keras.layers.Layer:
     """The layer whose output is the only input of `block` and everything after it."""
     return backbone.layers[block_start(backbone, block) - 1]
@@ -86,9 +93,13 @@ def top_of_backbone(backbone: keras.Model, block: str) -> keras.Model:
     return keras.Model(boundary_layer(backbone, block).output, backbone.output, name=f"backbone_from_{block}")
 
 
-def freeze(backbone: keras.Model, unfreeze_from: str | None) -> None:
-    """Freeze everything before `unfreeze_from` (all of it if None); BatchNorm always frozen."""
+def freeze(backbone: keras.Model, unfreeze_from: str | None, train_batchnorm: bool = False) -> None:
+    """Freeze everything before `unfreeze_from` (all of it if None).
+
+    BatchNorm layers of the unfrozen part stay frozen too (inference mode:
+    moving statistics, no updates) unless `train_batchnorm`.
+    """
     backbone.trainable = True
     start = len(backbone.layers) if unfreeze_from is None else block_start(backbone, unfreeze_from)
     for i, layer in enumerate(backbone.layers):
-        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i >= start and (train_batchnorm or not isinstance(layer, keras.layers.BatchNormalization))

@@ -6,8 +6,9 @@ Keras layers inside the saved model, so `model.keras` takes raw RGB pixels
 
 The same layer objects also make two small training models: the head alone
 (on cached pooled features, phase 1) and the unfrozen top of the backbone
-plus head (on cached block activations, phase 2). Training them trains the
-full model.
+plus head (on cached block activations, phase 2), or the whole network
+behind an augmentation (on images, phase 2 with on-the-fly augmentation).
+Training them trains the full model.
 """
 
 from __future__ import annotations
@@ -57,12 +58,23 @@ class Classifier:
         inputs = keras.Input(self.pooling.compute_output_shape(self.backbone.output.shape)[1:], name="features")
         return keras.Model(inputs, _apply(self.head, inputs), name="head")
 
-    def top_model(self, unfreeze_from: str) -> keras.Model:
-        """Block activations before `unfreeze_from` -> probabilities (phase 2)."""
+    def top_model(self, unfreeze_from: str, train_batchnorm: bool = False) -> keras.Model:
+        """Block activations before `unfreeze_from` -> probabilities (phase 2).
+
+        The backbone part runs in inference mode unless `train_batchnorm`
+        (then its trainable BatchNorm layers use batch statistics in training).
+        """
         top = top_of_backbone(self.backbone, unfreeze_from)
         inputs = keras.Input(top.input.shape[1:], name="activations")
-        outputs = _apply(self.head, self.pooling(top(inputs, training=False)))
+        outputs = _apply(self.head, self.pooling(top(inputs, training=None if train_batchnorm else False)))
         return keras.Model(inputs, outputs, name=f"fine_tune_from_{unfreeze_from}")
+
+    def image_model(self, augment: keras.Model | None, train_batchnorm: bool = False) -> keras.Model:
+        """Images (S x S, 0-255) -> probabilities, through `augment` when training (phase 2 on images)."""
+        inputs = keras.Input(self.backbone.input.shape[1:], name="image")
+        x = augment(inputs) if augment is not None else inputs
+        x = self.backbone(self.model.get_layer("inception_scale")(x), training=None if train_batchnorm else False)
+        return keras.Model(inputs, _apply(self.head, self.pooling(x)), name="fine_tune_on_images")
 
     @property
     def one_hot(self) -> bool:

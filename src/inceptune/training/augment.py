@@ -12,9 +12,11 @@ contrast; `--aug KEY=VALUE` overrides one parameter:
 The base is frozen in phase 1, so an augmented image only matters through
 its pooled features. `--aug-views K` runs the base on K augmented views of
 each training image once, caches them like the image's own features, and
-trains the head (and phase 2, on the activations cached with them) on the
-image plus its K views: 1 + K base passes per training image in total,
-however many epochs follow. Validation and test images are never augmented.
+trains the head on the image plus its K views: 1 + K base passes per
+training image in total, however many epochs follow. Phase 2 then augments
+on the fly (`--fine-tune-augment online`: the same layers in front of the
+whole network, fresh every epoch), or trains on the activations cached with
+the views (`views`). Validation and test images are never augmented.
 """
 
 from __future__ import annotations

@@ -113,3 +113,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.save(epoch, logs or {})
+
+
+class ValidateWith(keras.callbacks.Callback):
+    """Validation by another model that shares the trained weights (phase 2 on images validates on
+    cached activations); its results go into the epoch's logs as val_*, for the callbacks after it."""
+
+    def __init__(self, evaluator: keras.Model, data):
+        super().__init__()
+        self.evaluator, self.data = evaluator, data
+
+    def results(self) -> dict:
+        x, y = (self.data, None) if isinstance(self.data, keras.utils.PyDataset) else self.data
+        return self.evaluator.evaluate(x, y, verbose=0, return_dict=True)
+
+    def loss(self) -> float:
+        return float(self.results()["loss"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update({f"val_{k}": float(v) for k, v in self.results().items()})

@@ -63,7 +63,8 @@ class Checkpoint:
         """Put the training model and its optimizer back as they were; returns the best weights so far."""
         model.set_weights(_load_arrays(self.dir / f"{phase}-weights.npz"))
         refresh_normalization(model)
-        model.optimizer.build(model.trainable_variables)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         for variable, value in zip(model.optimizer.variables, _load_arrays(self.dir / f"{phase}-optimizer.npz")):
             variable.assign(value)
         return _load_arrays(self.dir / f"{phase}-best.npz")

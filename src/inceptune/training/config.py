@@ -43,6 +43,10 @@ class TrainConfig:
     # --- phase 2: fine-tuning
     unfreeze_from: str = "mixed9"
     unfreeze_top: int | None = None  # alternative to unfreeze_from: the top N inception blocks (2 = mixed9 on)
+    unfreeze_every: int = 0  # gradual unfreezing: one more block every M epochs (0: all from the start)
+    block_lr_decay: float = 1.0  # discriminative rates: each block below the top trains F x the rate above it
+    train_batchnorm: bool = False  # BatchNorm of the unfrozen blocks trains (default: inference mode)
+    fine_tune_augment: str = "auto"  # auto | online | views | none (training/augment.py)
     schedule: str = "constant"  # learning-rate schedule of both phases: constant | cosine | step
     warmup_epochs: int = 0  # linear warm-up before the schedule, in each phase
     fine_tune_epochs: int = 10
@@ -70,6 +74,13 @@ class TrainConfig:
         d["head_units"] = list(self.head_units)
         d["aug"] = list(self.aug)
         return d
+
+    @property
+    def phase2_augment(self) -> str:
+        """How phase 2 sees augmentation: --fine-tune-augment, where auto is online when augmenting, else none."""
+        if self.fine_tune_augment != "auto":
+            return self.fine_tune_augment
+        return "online" if self.augment != "none" else "none"
 
     @property
     def views(self) -> int:

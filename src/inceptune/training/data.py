@@ -1,4 +1,5 @@
-"""Cached features as Keras training data, read batch by batch from the cache."""
+"""Training data as Keras PyDatasets: cached features (read batch by batch from the cache), or images
+(decoded and resized batch by batch, for phase 2 with on-the-fly augmentation)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import math
 import keras
 import numpy as np
 
+from inceptune.data.images import DEFAULT_MAX_PIXELS, load_image
+from inceptune.data.pipeline import prefetch_map, resize_image
 from inceptune.data.scan import ImageRecord
+from inceptune.errors import ImageError, UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
 
@@ -15,24 +19,21 @@ from inceptune.features.extract import read_features
 IN_MEMORY_LIMIT = 1 << 30  # bytes of features below which a split is loaded whole
 
 
-class CachedFeatures(keras.utils.PyDataset):
-    """(features, labels) batches loaded lazily from the feature cache; memory stays flat."""
+class _Batches(keras.utils.PyDataset):
+    """Batches of `records` in an order fixed by (seed, epoch) when shuffling."""
 
-    def __init__(self, records: list[ImageRecord], labels: np.ndarray, cache: FeatureCache, kind: str,
-                 batch_size: int, shuffle: bool = False, seed: int = 0):
-        super().__init__()
-        self.records, self.labels, self.cache, self.kind = records, labels, cache, kind
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+    def __init__(self, records: list[ImageRecord], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.records, self.labels, self.batch_size, self.shuffle, self.seed = records, labels, batch_size, shuffle, seed
         self._order = np.arange(len(records))
         self.set_epoch(0)
 
     def __len__(self) -> int:
         return math.ceil(len(self.records) / self.batch_size)
 
-    def __getitem__(self, index: int):
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        x = read_features([self.records[i] for i in rows], self.cache, self.kind)
-        return x, self.labels[rows]
+    def rows(self, index: int) -> np.ndarray:
+        return self._order[index * self.batch_size:(index + 1) * self.batch_size]
 
     def set_epoch(self, epoch: int) -> None:
         """The order of epoch `epoch` depends on (seed, epoch) alone, so a resumed run sees the same batches."""
@@ -42,6 +43,20 @@ class CachedFeatures(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.set_epoch(self.epoch + 1)
+
+
+class CachedFeatures(_Batches):
+    """(features, labels) batches loaded lazily from the feature cache; memory stays flat."""
+
+    def __init__(self, records: list[ImageRecord], labels: np.ndarray, cache: FeatureCache, kind: str,
+                 batch_size: int, shuffle: bool = False, seed: int = 0):
+        super().__init__(records, labels, batch_size, shuffle, seed)
+        self.cache, self.kind = cache, kind
+
+    def __getitem__(self, index: int):
+        rows = self.rows(index)
+        x = read_features([self.records[i] for i in rows], self.cache, self.kind)
+        return x, self.labels[rows]
 
     def arrays_if_small(self) -> "CachedFeatures | tuple[np.ndarray, np.ndarray]":
         """(x, y) arrays when the whole split fits comfortably in memory, else self.
@@ -53,3 +68,28 @@ class CachedFeatures(keras.utils.PyDataset):
         if first is None or first.nbytes * len(self.records) > IN_MEMORY_LIMIT:
             return self
         return read_features(self.records, self.cache, self.kind), self.labels
+
+
+class ImageBatches(_Batches):
+    """(images, labels) batches decoded from the files: (n, S, S, 3) float32 pixels in 0..255.
+
+    Decoding runs on a thread pool inside each batch, and Keras prepares the
+    next batches on worker threads while the model trains on this one.
+    """
+
+    def __init__(self, records: list[ImageRecord], labels: np.ndarray, image_size: int, batch_size: int,
+                 shuffle: bool = False, seed: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS):
+        super().__init__(records, labels, batch_size, shuffle, seed, workers=2)
+        self.image_size, self.max_pixels = image_size, max_pixels
+
+    def __getitem__(self, index: int):
+        rows = self.rows(index)
+        images = list(prefetch_map(self._load, [self.records[i].path for i in rows], workers=4))
+        return np.stack(images), self.labels[rows]
+
+    def _load(self, path: str) -> np.ndarray:
+        try:
+            return resize_image(load_image(path, max_pixels=self.max_pixels), self.image_size)
+        except ImageError as exc:
+            raise UserError(f"{path} could not be read during fine-tuning ({exc.reason}); it changed after the "
+                            "scan.") from None

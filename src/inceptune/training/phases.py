@@ -1,10 +1,13 @@
 """The recipe's two phases, each a small Keras fit on cached data.
 
 Phase 1 trains the new head on pooled features of the frozen base. Phase 2
-unfreezes the backbone from a named block and fine-tunes it, with the head,
-on the cached activations that enter that block: with BatchNorm frozen and
-no augmentation this is exactly fine-tuning on the images, without running
-the frozen part of the network again. Both phases keep the weights of their
+unfreezes the backbone from a named block (at once or gradually, see
+training/unfreezing.py) and fine-tunes it, with the head, on the cached
+activations that enter that block: without on-the-fly augmentation this is
+exactly fine-tuning on the images, without running the frozen part of the
+network again. With it (`--fine-tune-augment online`), phase 2 trains on
+freshly augmented images through the whole network every epoch and still
+validates on cached activations. Both phases keep the weights of their
 best validation epoch; phase 2 keeps phase 1's weights if it never beats them.
 """
 
@@ -18,11 +21,19 @@ import keras
 
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier
-from inceptune.training.callbacks import EpochCheckpoint, EpochSeeds, KeepBest, ProgressBar, ResumableEarlyStopping
+from inceptune.training.callbacks import (
+    EpochCheckpoint,
+    EpochSeeds,
+    KeepBest,
+    ProgressBar,
+    ResumableEarlyStopping,
+    ValidateWith,
+)
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.schedules import learning_rate as scheduled
 from inceptune.features.extract import read_features
-from inceptune.training.data import CachedFeatures
+from inceptune.training.data import CachedFeatures, ImageBatches
+from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
 
 
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
@@ -39,18 +50,25 @@ def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeature
                 log_dir=log_dir, class_weight=class_weight, resume=resume, schedule=schedule)
 
 
-def fine_tune(classifier: Classifier, unfreeze_from: str, train: CachedFeatures, val: CachedFeatures | None,
-              epochs: int, learning_rate: float, patience: int, log_dir: Path | None = None,
-              class_weight: dict[int, float] | None = None, resume: "Resume | None" = None,
-              schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
-    """Phase 2: fine-tune the blocks from `unfreeze_from` on, with the head, at a low learning rate."""
-    freeze(classifier.backbone, unfreeze_from)
-    model = classifier.top_model(unfreeze_from)
+def fine_tune(classifier: Classifier, unfreezing: Unfreezing, train: CachedFeatures | ImageBatches,
+              val: CachedFeatures | None, epochs: int, learning_rate: float, patience: int,
+              log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
+              resume: "Resume | None" = None, schedule: tuple[str, int] = ("constant", 0),
+              augment: keras.Model | None = None) -> list[dict]:
+    """Phase 2: fine-tune the blocks `unfreezing` names, with the head, at a low learning rate.
+
+    `train` holds the cached activations entering `unfreezing.deepest`, or,
+    with `augment`, images augmented on the fly; `val` is cached activations.
+    """
+    unfreezing.apply(unfreezing.deepest)  # every variable the phase will train, for the optimizer to build
+    top = classifier.top_model(unfreezing.deepest, unfreezing.train_batchnorm)
+    model = top if augment is None else classifier.image_model(augment, unfreezing.train_batchnorm)
     state = resume.state if resume and resume.state and resume.state["phase"] == "fine-tune" else None
     stop = ResumableEarlyStopping(monitor="val_loss" if val else "loss", patience=patience,
                                   restored=state["stop"] if state else None)
     return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, stop=stop, log_dir=log_dir,
-                class_weight=class_weight, resume=resume, schedule=schedule)
+                class_weight=class_weight, resume=resume, schedule=schedule, unfreezing=unfreezing,
+                evaluator=None if augment is None else top)
 
 
 class Resume:
@@ -64,15 +82,28 @@ class Resume:
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
          learning_rate: float, classifier: Classifier, stop: ResumableEarlyStopping | None = None,
          train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
-         resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
+         resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0),
+         unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None) -> list[dict]:
+    """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given."""
     steps, batch_size = len(train), train.batch_size
     rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=classifier.loss(), metrics=classifier.metrics())
+    optimizer = unfreezing.optimizer(rate) if unfreezing else keras.optimizers.Adam(rate)
+    model.compile(optimizer=optimizer, loss=classifier.loss(), metrics=classifier.metrics())
+    model.optimizer.build(model.trainable_variables)  # for fine-tuning: every variable the phase will train
+    if evaluator is not None:
+        evaluator.compile(loss=classifier.loss(), metrics=classifier.metrics())
 
     def rate_at(epoch: int) -> float:  # the rate of the epoch's last step
         return float(rate((epoch + 1) * steps - 1)) if callable(rate) else rate
 
+    def stage(epoch: int) -> dict:  # the lowest block trained in the epoch, for history.csv
+        return {"unfrozen_from": unfreezing.block_at(epoch)} if unfreezing else {}
+
     extra = [stop] if stop else []
+    validate = None
+    if evaluator is not None and val is not None:  # validation by the evaluator, before anything reads val_loss
+        validate = ValidateWith(evaluator, val.arrays_if_small())
+        val = None
     if train_arrays is not None:  # Keras fits arrays with far less per-batch overhead than a PyDataset
         train, val = train_arrays, val.arrays_if_small() if val else None
     monitor = "val_loss" if val else "loss"
@@ -83,7 +114,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         # Normalization constants.
         best = resume.checkpoint.restore(phase, model)
         rows, start = state["rows"], state["epochs_done"]
-        if isinstance(train, CachedFeatures):
+        if isinstance(train, (CachedFeatures, ImageBatches)):
             train.set_epoch(start)
         baseline = math.inf
         from inceptune import console
@@ -91,8 +122,16 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         console.info(f"Resuming {phase} after epoch {start} of {epochs}: its {start} finished epochs are not redone.")
     elif phase == "head":
         baseline = math.inf
+    elif validate is not None:
+        baseline = validate.loss()
     else:  # the loss of the weights this phase starts from: phase 1's result
         baseline = model.evaluate(*_xy(val if val else train), verbose=0, return_dict=True)["loss"]
+    if validate is not None:
+        monitor = "val_loss"
+    if unfreezing is not None:
+        first = unfreezing.block_at(start)
+        unfreezing.apply(first)
+        extra.append(GradualUnfreezing(unfreezing, first))
     keep, timer = KeepBest(monitor, baseline), _EpochTimer()
     if state:
         keep.restore(state["best"]["loss"], state["best"]["epoch"], best)
@@ -104,7 +143,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
 
         def save(epoch: int, logs: dict) -> None:
             rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[-1], 3)})
+                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[-1], 3), **stage(epoch)})
             resume.checkpoint.save(phase, epoch + 1, rows, model, {"loss": keep.best, "epoch": keep.best_epoch},
                                    keep.best_weights, stop.state() if stop else None, resume.earlier_rows)
 
@@ -112,12 +151,13 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     history = model.fit(
         x, y, batch_size=None if y is None else batch_size, shuffle=True,
         validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
-        callbacks=[ProgressBar(phase.capitalize(), epochs - start, steps), keep, timer, *extra],
+        callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
+                   timer, *extra],
     )
     if resume is None:  # without checkpointing, the rows come from Keras' history
         for i, epoch in enumerate(history.epoch):
             rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v[i]) for k, v in history.history.items()},
-                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[i], 3)})
+                         "learning_rate": rate_at(epoch), "seconds": round(timer.seconds[i], 3), **stage(epoch)})
     for row in rows:
         row["kept"] = keep.best_epoch == row["epoch"] - 1
     return rows
@@ -125,7 +165,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
 
 def _xy(data):
     """Keras fit/evaluate arguments for a PyDataset or an (x, y) pair."""
-    return (data, None) if isinstance(data, CachedFeatures) else data
+    return (data, None) if isinstance(data, keras.utils.PyDataset) else data
 
 
 class _EpochTimer(keras.callbacks.Callback):

@@ -32,9 +32,10 @@ from inceptune.models.classifier import Classifier, build_classifier, class_prob
 from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunFolder
 from inceptune.training.config import TrainConfig
-from inceptune.training.data import CachedFeatures
+from inceptune.training.data import CachedFeatures, ImageBatches
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.phases import Resume, fine_tune, train_head
+from inceptune.training.unfreezing import Unfreezing
 
 
 @dataclass
@@ -139,7 +140,8 @@ class Trainer:
                        "features": extraction.as_dict(), "augmentation": views.summary},
             "phase2": {"seconds": round(fitted.phase2_seconds, 3),
                        "epochs_run": sum(1 for h in fitted.history if h["phase"] == "fine-tune"),
-                       "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune")},
+                       "kept": any(h["kept"] for h in fitted.history if h["phase"] == "fine-tune"),
+                       **fitted.phase2_data},
         }
         self._write(run, dataset, classifier, fitted, splits, metrics, weights)
         checkpoint.clear()
@@ -194,9 +196,23 @@ def check_settings(c: TrainConfig) -> None:
     check_image_size(c.image_size)
     if c.fine_tune_epochs > 0:
         check_block(c.unfreeze_from)
-    if c.views and not resolve_policy(c.augment, c.aug):
+    policy = resolve_policy(c.augment, c.aug)
+    if c.views and not policy:
         raise UserError("--aug-views needs an augmentation: pass --augment light, default or strong.")
+    if c.fine_tune_augment not in FINE_TUNE_AUGMENT:
+        raise UserError(f"--fine-tune-augment must be one of {', '.join(FINE_TUNE_AUGMENT)}, got {c.fine_tune_augment}.")
+    if c.fine_tune_augment == "online" and not policy:
+        raise UserError("--fine-tune-augment online needs an augmentation: pass --augment light, default or strong.")
+    if c.fine_tune_augment == "views" and not (c.views and policy):
+        raise UserError("--fine-tune-augment views needs cached views: pass --augment with --aug-views K (K >= 1).")
+    if c.unfreeze_every < 0:
+        raise UserError(f"--unfreeze-every must be 0 (all blocks at once) or a number of epochs, got {c.unfreeze_every}.")
+    if not 0 < c.block_lr_decay <= 1:
+        raise UserError(f"--block-lr-decay must be in (0, 1] (1: the same rate for every block), got {c.block_lr_decay}.")
     learning_rate(c.learning_rate, c.schedule, c.epochs, 1, c.warmup_epochs)
+
+
+FINE_TUNE_AUGMENT = ("auto", "online", "views", "none")
 
 
 def new_classifier(weights: Weights, dataset: Dataset, c: TrainConfig) -> Classifier:
@@ -231,9 +247,11 @@ def feature_cache(c: TrainConfig, weights: Weights) -> FeatureCache:
     return FeatureCache(c.cache_dir or default_cache_dir(), space)
 
 
-def feature_kinds(c: TrainConfig) -> list[str]:
-    """What one backbone pass must cache: pooled features, and the activations phase 2 starts from."""
-    return [POOLED] + ([activations_kind(c.unfreeze_from)] if c.fine_tune_epochs > 0 else [])
+def feature_kinds(c: TrainConfig, views: bool = False) -> list[str]:
+    """What one backbone pass must cache: pooled features, and the activations phase 2 starts from
+    (for augmented views, only when phase 2 trains on them)."""
+    phase2 = c.fine_tune_epochs > 0 and (not views or c.phase2_augment == "views")
+    return [POOLED] + ([activations_kind(c.unfreeze_from)] if phase2 else [])
 
 
 def extract_features(dataset: Dataset, cache: FeatureCache, classifier: Classifier,
@@ -264,7 +282,8 @@ def extract_views(dataset: Dataset, cache: FeatureCache, classifier: Classifier,
     augmenter = build_augmenter(params, c.seed)
     total = ExtractionStats()
     for v, view in enumerate(records, 1):
-        stats = extract_to_cache(view, cache, classifier.backbone, feature_kinds(c), c.image_size, c.batch_size,
+        stats = extract_to_cache(view, cache, classifier.backbone, feature_kinds(c, views=True), c.image_size,
+                                 c.batch_size,
                                  augment=augmenter, description=f"Augmented view {v}/{c.views}")
         total.images += stats.images
         total.from_cache += stats.from_cache
@@ -316,6 +335,7 @@ class Fitted:
     model: keras.Model  # cached features of `kind` -> probabilities (shares weights with classifier.model)
     phase1_seconds: float
     phase2_seconds: float
+    phase2_data: dict  # what phase 2 trained on: augment, inputs, examples_per_epoch
 
 
 def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, log_dir: Path | None = None,
@@ -338,16 +358,37 @@ def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, 
     if resume:
         resume.earlier_rows = history
     phase1 = time.perf_counter() - start
-    kind, model, phase2 = POOLED, classifier.head_model(), 0.0
+    kind, model, phase2, phase2_data = POOLED, classifier.head_model(), 0.0, {}
     if c.fine_tune_epochs > 0:
         start = time.perf_counter()
         kind = activations_kind(c.unfreeze_from)
-        history = history + fine_tune(classifier, c.unfreeze_from, splits.data("train", kind), splits.data("val", kind),
-                                      c.fine_tune_epochs, c.fine_tune_lr, c.patience, log_dir=log_dir,
-                                      class_weight=weights, resume=resume, schedule=(c.schedule, c.warmup_epochs))
+        unfreezing = Unfreezing(classifier.backbone, c.unfreeze_from, c.unfreeze_every, c.block_lr_decay,
+                                c.train_batchnorm)
+        augment = phase2_augmenter(c)
+        console.info(f"Fine-tuning: {unfreezing.describe()}; "
+                     + ("images augmented on the fly, the whole base each epoch." if augment is not None else
+                        "on cached activations" + (" of the images and their views." if c.phase2_augment == "views"
+                                                   else ".")))
+        train = (splits.images("train") if augment is not None
+                 else splits.data("train", kind, views=c.phase2_augment == "views"))
+        phase2_data = {"augment": "online" if augment is not None else "views" if c.phase2_augment == "views"
+                       else "none", "inputs": "images" if augment is not None else "cached activations",
+                       "examples_per_epoch": len(train.records)}
+        history = history + fine_tune(classifier, unfreezing, train, splits.data("val", kind), c.fine_tune_epochs,
+                                      c.fine_tune_lr, c.patience, log_dir=log_dir, class_weight=weights,
+                                      resume=resume, schedule=(c.schedule, c.warmup_epochs), augment=augment)
         phase2 = time.perf_counter() - start
         model = classifier.top_model(c.unfreeze_from)
-    return Fitted(history, kind, model, phase1, phase2)
+    return Fitted(history, kind, model, phase1, phase2, phase2_data)
+
+
+def phase2_augmenter(c: TrainConfig) -> keras.Model | None:
+    """The random layers phase 2 puts before the base when it augments on the fly, else None."""
+    from inceptune.training.augment import build_augmenter, resolve_policy
+
+    if c.phase2_augment != "online":
+        return None
+    return build_augmenter(resolve_policy(c.augment, c.aug), c.seed + 100)
 
 
 class SplitData:
@@ -368,16 +409,23 @@ class SplitData:
             return y.astype("float32").reshape(-1, 1)
         return np.eye(len(self.dataset.classes), dtype="float32")[y] if self.classifier.one_hot else y.astype("int32")
 
-    def data(self, split: str, kind: str) -> CachedFeatures | None:
+    def data(self, split: str, kind: str, views: bool = True) -> CachedFeatures | None:
+        """The split's cached `kind` features; the training split includes its augmented views if `views`."""
         records = self.dataset.split(split)
         if not records:
             return None
         labels = self.labels(split)
-        if split == "train" and self.views:
+        if split == "train" and self.views and views:
             records = records + [r for view in self.views for r in view]
             labels = np.concatenate([labels] * (1 + len(self.views)))
         return CachedFeatures(records, labels, self.cache, kind, self.config.batch_size,
                               shuffle=split == "train", seed=self.config.seed)
+
+    def images(self, split: str) -> ImageBatches:
+        """The split's images themselves, decoded batch by batch (phase 2 with on-the-fly augmentation)."""
+        c = self.config
+        return ImageBatches(self.dataset.split(split), self.labels(split), c.image_size, c.batch_size,
+                            shuffle=split == "train", seed=c.seed, max_pixels=c.max_pixels)
 
     def probabilities(self, model: keras.Model, split: str, kind: str) -> np.ndarray:
         """(N, classes) probabilities of the split's images, in `dataset.split(split)` order."""
