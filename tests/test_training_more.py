@@ -173,16 +173,23 @@ def test_lr_find_suggests_a_rate_where_the_loss_falls_fastest(small_hymenoptera,
     assert fall_inside > 0 and fall_inside > fall_overall
 
 
-def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(small_hymenoptera, tmp_path):
+# Gradual unfreezing with per-block rates on images augmented on the fly: the resumed stage, weights,
+# optimizer state, batch order and augmentation draws must all come back.
+GRADUAL_ONLINE = ["--augment", "light", "--aug-views", "1", "--unfreeze-top", "2", "--unfreeze-every", "2",
+                  "--block-lr-decay", "0.5"]
+
+
+@pytest.mark.parametrize("size, extra", [(SMALL_SIZE, []), (75, GRADUAL_ONLINE)], ids=["cached", "gradual-online"])
+def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(small_hymenoptera, tmp_path, size, extra):
     import csv
     import signal
     import subprocess
     import sys
     import time
 
-    args = ["train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE),
+    args = ["train", str(small_hymenoptera), "--weights", str(SHARED_WEIGHTS), "--image-size", str(size),
             "--epochs", "5", "--fine-tune-epochs", "6", "--patience", "10", "--batch-size", "16",
-            "--test-split", "0", "--no-tensorboard"]
+            "--test-split", "0", "--no-tensorboard", *extra]
     whole = run_cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
 
@@ -217,6 +224,13 @@ def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(small_hyme
     assert not (killed / "checkpoint").exists()
     accuracy = [json.loads((run / "metrics.json").read_text())["val"]["accuracy"] for run in (tmp_path / "whole", killed)]
     assert abs(accuracy[0] - accuracy[1]) <= 0.01, accuracy
+    # Weights, optimizer, batch order and random draws all come back: every epoch matches the whole run's.
+    with open(tmp_path / "whole" / "history.csv") as f:
+        whole_rows = list(csv.DictReader(f))
+    assert [float(r["val_loss"]) for r in rows] == pytest.approx([float(r["val_loss"]) for r in whole_rows],
+                                                                 rel=1e-5)
+    if extra:  # the resumed epochs trained the blocks their stage says
+        assert [r["unfrozen_from"] for r in rows if r["phase"] == "fine-tune"] == ["mixed10"] * 2 + ["mixed9"] * 4
 
 
 def test_resume_refuses_other_settings_in_one_sentence(small_hymenoptera, tmp_path):

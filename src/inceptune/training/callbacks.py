@@ -99,9 +99,11 @@ class EpochSeeds(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         layers = self.model._flatten_layers(include_self=False, recursive=True)
         for index, layer in enumerate(layers):
-            generator = getattr(layer, "seed_generator", None)
-            if generator is not None:
-                generator.state.assign(np.array([self.seed, epoch * 1000 + index], dtype=generator.state.dtype))
+            # Dropout keeps its generator as `seed_generator`, the augmentation layers as `generator`.
+            generators = [v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)]
+            for g, generator in enumerate(generators):
+                generator.state.assign(np.array([self.seed, (epoch * 1000 + index) * 8 + g],
+                                                dtype=generator.state.dtype))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -124,8 +126,7 @@ class ValidateWith(keras.callbacks.Callback):
         self.evaluator, self.data = evaluator, data
 
     def results(self) -> dict:
-        x, y = (self.data, None) if isinstance(self.data, keras.utils.PyDataset) else self.data
-        return self.evaluator.evaluate(x, y, verbose=0, return_dict=True)
+        return self.evaluator.evaluate(self.data, verbose=0, return_dict=True)
 
     def loss(self) -> float:
         return float(self.results()["loss"])

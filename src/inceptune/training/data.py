@@ -46,28 +46,33 @@ class _Batches(keras.utils.PyDataset):
 
 
 class CachedFeatures(_Batches):
-    """(features, labels) batches loaded lazily from the feature cache; memory stays flat."""
+    """(features, labels) batches from the feature cache: read lazily (memory stays flat), or from memory
+    once `load_if_small` has found that the whole split fits comfortably."""
 
     def __init__(self, records: list[ImageRecord], labels: np.ndarray, cache: FeatureCache, kind: str,
                  batch_size: int, shuffle: bool = False, seed: int = 0):
         super().__init__(records, labels, batch_size, shuffle, seed)
         self.cache, self.kind = cache, kind
+        self._features: np.ndarray | None = None
 
     def __getitem__(self, index: int):
         rows = self.rows(index)
-        x = read_features([self.records[i] for i in rows], self.cache, self.kind)
-        return x, self.labels[rows]
+        if self._features is not None:
+            return self._features[rows], self.labels[rows]
+        return read_features([self.records[i] for i in rows], self.cache, self.kind), self.labels[rows]
 
-    def arrays_if_small(self) -> "CachedFeatures | tuple[np.ndarray, np.ndarray]":
-        """(x, y) arrays when the whole split fits comfortably in memory, else self.
+    def load_if_small(self) -> "CachedFeatures":
+        """Keep the whole split in memory when it fits under IN_MEMORY_LIMIT: an epoch on cached features
+        can take milliseconds, and reading files per batch would dominate it."""
+        if self._features is None:
+            first = self.cache.get(self.kind, self.records[0].sha256)
+            if first is not None and first.nbytes * len(self.records) <= IN_MEMORY_LIMIT:
+                self._features = read_features(self.records, self.cache, self.kind)
+        return self
 
-        Keras fits in-memory arrays with far less per-batch overhead, which
-        matters when an epoch on cached features takes milliseconds.
-        """
-        first = self.cache.get(self.kind, self.records[0].sha256)
-        if first is None or first.nbytes * len(self.records) > IN_MEMORY_LIMIT:
-            return self
-        return read_features(self.records, self.cache, self.kind), self.labels
+    def features(self) -> np.ndarray:
+        """Every record's features, in order."""
+        return self._features if self._features is not None else read_features(self.records, self.cache, self.kind)
 
 
 class ImageBatches(_Batches):

@@ -31,7 +31,6 @@ from inceptune.training.callbacks import (
 )
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.schedules import learning_rate as scheduled
-from inceptune.features.extract import read_features
 from inceptune.training.data import CachedFeatures, ImageBatches
 from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
 
@@ -42,12 +41,11 @@ def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeature
                schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
     freeze(classifier.backbone, None)
-    arrays = train.arrays_if_small()
+    train.load_if_small()
     if not classifier.adapted:
-        classifier.adapt(arrays[0] if isinstance(arrays, tuple) else read_features(train.records, train.cache,
-                                                                                   train.kind))
-    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, train_arrays=arrays,
-                log_dir=log_dir, class_weight=class_weight, resume=resume, schedule=schedule)
+        classifier.adapt(train.features())
+    return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, log_dir=log_dir,
+                class_weight=class_weight, resume=resume, schedule=schedule)
 
 
 def fine_tune(classifier: Classifier, unfreezing: Unfreezing, train: CachedFeatures | ImageBatches,
@@ -81,11 +79,11 @@ class Resume:
 
 def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatures | None, epochs: int,
          learning_rate: float, classifier: Classifier, stop: ResumableEarlyStopping | None = None,
-         train_arrays=None, log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
+         log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
          resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0),
          unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None) -> list[dict]:
     """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given."""
-    steps, batch_size = len(train), train.batch_size
+    steps = len(train)
     rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
     optimizer = unfreezing.optimizer(rate) if unfreezing else keras.optimizers.Adam(rate)
     model.compile(optimizer=optimizer, loss=classifier.loss(), metrics=classifier.metrics())
@@ -100,12 +98,13 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         return {"unfrozen_from": unfreezing.block_at(epoch)} if unfreezing else {}
 
     extra = [stop] if stop else []
+    if isinstance(train, CachedFeatures):
+        train.load_if_small()
+    if val is not None:
+        val.load_if_small()
     validate = None
     if evaluator is not None and val is not None:  # validation by the evaluator, before anything reads val_loss
-        validate = ValidateWith(evaluator, val.arrays_if_small())
-        val = None
-    if train_arrays is not None:  # Keras fits arrays with far less per-batch overhead than a PyDataset
-        train, val = train_arrays, val.arrays_if_small() if val else None
+        validate, val = ValidateWith(evaluator, val), None
     monitor = "val_loss" if val else "loss"
     rows, start = [], 0
     state = resume.state if resume and resume.state and resume.state["phase"] == phase else None
@@ -114,8 +113,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         # Normalization constants.
         best = resume.checkpoint.restore(phase, model)
         rows, start = state["rows"], state["epochs_done"]
-        if isinstance(train, (CachedFeatures, ImageBatches)):
-            train.set_epoch(start)
+        train.set_epoch(start)
         baseline = math.inf
         from inceptune import console
 
@@ -125,7 +123,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     elif validate is not None:
         baseline = validate.loss()
     else:  # the loss of the weights this phase starts from: phase 1's result
-        baseline = model.evaluate(*_xy(val if val else train), verbose=0, return_dict=True)["loss"]
+        baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"]
     if validate is not None:
         monitor = "val_loss"
     if unfreezing is not None:
@@ -135,7 +133,6 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     keep, timer = KeepBest(monitor, baseline), _EpochTimer()
     if state:
         keep.restore(state["best"]["loss"], state["best"]["epoch"], best)
-    x, y = _xy(train)
     if log_dir is not None:  # TensorBoard: `tensorboard --logdir RUN/tensorboard`
         extra.append(keras.callbacks.TensorBoard(str(Path(log_dir) / phase), write_graph=False))
     if resume is not None:
@@ -149,7 +146,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
 
         extra.append(EpochCheckpoint(save))
     history = model.fit(
-        x, y, batch_size=None if y is None else batch_size, shuffle=True,
+        train, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
         validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
         callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
                    timer, *extra],
@@ -161,11 +158,6 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     for row in rows:
         row["kept"] = keep.best_epoch == row["epoch"] - 1
     return rows
-
-
-def _xy(data):
-    """Keras fit/evaluate arguments for a PyDataset or an (x, y) pair."""
-    return (data, None) if isinstance(data, keras.utils.PyDataset) else data
 
 
 class _EpochTimer(keras.callbacks.Callback):
