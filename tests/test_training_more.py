@@ -117,6 +117,23 @@ def test_a_legacy_h5_saved_the_seeds_way_trains_further_on_other_classes(small_h
     assert metrics["val"]["accuracy"] > 0.5
 
 
+def test_a_run_continued_on_the_same_classes_keeps_its_trained_head(trained_run, small_hymenoptera, tmp_path):
+    import keras
+
+    from inceptune.data.images import load_image
+    from inceptune.data.pipeline import resize_image
+
+    # No epoch in either phase: the continued model is the earlier run's base and head, as they were.
+    result = _train(small_hymenoptera, tmp_path / "again", image_size=SMALL_SIZE, from_model=str(trained_run.run),
+                    epochs=0, test_split=0.2)
+    before, after = (keras.saving.load_model(run / "model.keras") for run in (trained_run.run, result.run))
+    images = np.stack([resize_image(load_image(p), SMALL_SIZE)
+                       for p in sorted((small_hymenoptera / "val" / "bees").iterdir())[:4]])
+    expected = before.predict(images, verbose=0)
+    np.testing.assert_allclose(after.predict(images, verbose=0), expected, atol=1e-5)
+    assert np.abs(expected - 0.5).max() > 0.05  # a trained head, not an untrained one's 0.5s
+
+
 def test_an_h5_with_python_code_is_refused_unless_unsafe(small_hymenoptera, tmp_path):
     import keras
 
