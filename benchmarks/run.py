@@ -4,6 +4,8 @@
 
 Sections (each also runs alone, see its script):
   phase1     the classic recipe's frozen-base training vs `inceptune train` (phase1.py)
+  phase2     the classic recipe's fine-tuning with augmentation vs inceptune's two phase-2 modes
+             (phase2.py; full run only, about 10 minutes on 2 cores)
   inference  end-to-end JPEG inference, reference vs each runtime, fraction of FP32 peak (inference.py)
   growth     feature extraction time and peak RSS at N, 2N, 4N images (features_growth.py)
   memory     peak RSS of train, predict and serve (memory.py)
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-SECTIONS = ("phase1", "inference", "growth", "memory")
+SECTIONS = ("phase1", "phase2", "inference", "growth", "memory")
 SIZES = {"quick": {"inference": 64, "growth": 25, "memory": 20},
          "full": {"inference": 192, "growth": 100, "memory": 40}}
 
@@ -59,6 +61,12 @@ def main() -> None:
         if not args.quick:  # another ~8 minutes on 2 cores: the full run only
             results["phase1_augmented"] = phase1(args.hymenoptera, args.weights, epochs=10, augment=True)
             print_table(results["phase1_augmented"])
+    if "phase2" in sections and (not args.quick or args.only):
+        from phase2 import phase2
+        from phase2 import print_table as print_phase2
+
+        results["phase2"] = phase2(args.hymenoptera, args.weights, epochs=3)
+        print_phase2(results["phase2"])
     if "inference" in sections:
         import inference
 
@@ -89,6 +97,10 @@ def summary(results: dict) -> None:
             r = results[key]
             print(f"  {label} {r['speedup']:.1f}x the reference (val acc {r['inceptune']['val_accuracy']:.3f} "
                   f"vs {r['reference']['val_accuracy']:.3f}){claim}")
+    if "phase2" in results:
+        r = results["phase2"]
+        print(f"  phase 2, augmented:    online {r['online']['speedup']:.2f}x, views {r['views']['speedup']:.2f}x "
+              "the reference's fine-tuning")
     if "inference" in results:
         r = results["inference"]
         auto = r["rows"]["inceptune auto"]
