@@ -12,39 +12,37 @@ mean ± std accuracy of the folds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import tempfile
 import time
 
+import common
 import inceptune
 
 inceptune._import_tensorflow_quietly()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__)
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fine-tune-epochs", type=int, default=10, help="train's default: 10")
-    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    data = str(args.data)
     with tempfile.TemporaryDirectory() as tmp:
-        common = dict(weights=args.weights, image_size=args.image_size, cache_dir=f"{tmp}/cache",
+        settings = dict(weights=args.weights, image_size=args.image_size, cache_dir=f"{tmp}/cache",
                       fine_tune_epochs=args.fine_tune_epochs)
         start = time.perf_counter()
-        trained = inceptune.train(args.data, out=f"{tmp}/run", **common)
+        trained = inceptune.train(data, out=f"{tmp}/run", **settings)
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        cv = inceptune.cross_validate(args.data, folds=args.folds, out=f"{tmp}/cv", **common)
+        cv = inceptune.cross_validate(data, folds=args.folds, out=f"{tmp}/cv", **settings)
         cv_seconds = time.perf_counter() - start
     acc = cv["summary"]["accuracy"]
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
-        "data": args.data, "image_size": args.image_size, "folds": args.folds,
+        "data": data, "image_size": args.image_size, "folds": args.folds,
         "fine_tune_epochs": args.fine_tune_epochs,
         "train_seconds": round(train_seconds, 1), "cv_seconds": round(cv_seconds, 1),
         "ratio_cv_over_train": round(cv_seconds / train_seconds, 2),
@@ -57,9 +55,7 @@ def main() -> None:
           f"ratio {cv_seconds / train_seconds:.2f}x (claim: < 2)")
     print(f"cv accuracy {acc['mean']:.4f} ± {acc['std']:.4f}")
     print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    common.save(result, args.json)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ Parquet file.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import common
 from machine import describe, run_measured
 
 
@@ -60,19 +59,15 @@ def growth(data: Path, weights: str, n: int, image_size: int = 299) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__)
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--image-size", type=int, default=299)
-    parser.add_argument("--json")
     args = parser.parse_args()
-    summary = {"machine": describe(), **growth(Path(args.data), args.weights, args.n, args.image_size)}
+    summary = {"machine": describe(), **growth(args.data, args.weights, args.n, args.image_size)}
     small, large = summary["results"][args.n], summary["results"][4 * args.n]
     print(f"4N/N time ratio {summary['time_ratio_4n_over_n']} (linear: 4); peak RSS {small['peak_rss_mib']} -> "
           f"{large['peak_rss_mib']} MiB ({100 * summary['rss_growth_4n_over_n']:+.1f}%; claim: < +10%)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+    common.save(summary, args.json)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ machine.py), at 11.46 GFLOP per 299x299 image.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ import inceptune
 inceptune._import_tensorflow_quietly()
 import keras  # noqa: E402
 
+import common
 from machine import INCEPTION_V3_GFLOP, describe, fp32_peak  # noqa: E402
 
 SIZE = 299
@@ -131,17 +130,13 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="a folder of class folders of photos")
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__)
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     result = {"machine": describe(), **benchmark(args.data, args.weights, args.images, args.batch_size)}
     print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    common.save(result, args.json)
 
 
 if __name__ == "__main__":

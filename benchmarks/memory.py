@@ -10,12 +10,11 @@ load test of 100 requests from 8 clients.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
+import common
 from machine import describe, peak_rss_mib, run_measured
 
 SIZE = "299"
@@ -60,15 +59,10 @@ def memory(data: Path, weights: str, per_class: int = 20) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__)
     parser.add_argument("--per-class", type=int, default=20)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = {"machine": describe(), **memory(args.data, args.weights, args.per_class)}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    common.save({"machine": describe(), **memory(args.data, args.weights, args.per_class)}, args.json)
 
 
 if __name__ == "__main__":

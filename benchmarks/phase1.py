@@ -15,13 +15,12 @@ ratio and both validation accuracies.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import inceptune
+import common
 from machine import describe
 
 inceptune._import_tensorflow_quietly()
@@ -37,7 +36,9 @@ def seeds_augmentation(seed: int) -> keras.Sequential:
         keras.layers.RandomZoom(0.2, seed=seed)])
 
 
-def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int, augment: bool = False) -> dict:
+def reference_datasets(data: Path, image_size: int, seed: int, augment: bool = False):
+    """The seeds' input pipeline: train/ and val/ batches of 32, preprocess_input, train batches augmented
+    on the fly when `augment`; returns (train, val, number of classes)."""
     keras.utils.set_random_seed(seed)
     load = dict(image_size=(image_size, image_size), batch_size=32, label_mode="categorical", seed=seed)
     train_ds = keras.utils.image_dataset_from_directory(data / "train", shuffle=True, **load)
@@ -47,8 +48,11 @@ def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int,
     if augment:
         layers = seeds_augmentation(seed)
         train_ds = train_ds.map(lambda x, y: (layers(x, training=True), y))
-    train_ds = train_ds.map(lambda x, y: (prep(x), y))
-    val_ds = val_ds.map(lambda x, y: (prep(x), y))
+    return train_ds.map(lambda x, y: (prep(x), y)), val_ds.map(lambda x, y: (prep(x), y)), num_classes
+
+
+def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int, augment: bool = False) -> dict:
+    train_ds, val_ds, num_classes = reference_datasets(data, image_size, seed, augment)
     base = keras.applications.InceptionV3(weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
     base.trainable = False
     x = keras.layers.GlobalAveragePooling2D()(base.output)
@@ -95,20 +99,16 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="a folder with train/ and val/ class folders")
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__, "a folder with train/ and val/ class folders")
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--augment", action="store_true", help="both sides augment (see phase1())")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     result = {"machine": describe(), **phase1(args.data, args.weights, args.image_size, args.epochs, args.seed,
                                               args.augment)}
     print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    common.save(result, args.json)
 
 
 if __name__ == "__main__":

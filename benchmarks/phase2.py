@@ -24,15 +24,14 @@ head, inceptune from the head its phase 1 trained.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import inceptune
+import common
 from machine import describe
-from phase1 import seeds_augmentation
+from phase1 import reference_datasets
 
 inceptune._import_tensorflow_quietly()
 import keras  # noqa: E402
@@ -42,15 +41,7 @@ MODES = {"online": {"fine_tune_augment": "online", "aug_views": 0},
 
 
 def reference(data: Path, weights: str, image_size: int, epochs: int, seed: int) -> dict:
-    keras.utils.set_random_seed(seed)
-    load = dict(image_size=(image_size, image_size), batch_size=32, label_mode="categorical", seed=seed)
-    train_ds = keras.utils.image_dataset_from_directory(data / "train", shuffle=True, **load)
-    val_ds = keras.utils.image_dataset_from_directory(data / "val", shuffle=False, **load)
-    num_classes = len(train_ds.class_names)
-    prep = keras.applications.inception_v3.preprocess_input
-    augment = seeds_augmentation(seed)
-    train_ds = train_ds.map(lambda x, y: (prep(augment(x, training=True)), y))
-    val_ds = val_ds.map(lambda x, y: (prep(x), y))
+    train_ds, val_ds, num_classes = reference_datasets(data, image_size, seed, augment=True)
     base = keras.applications.InceptionV3(weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     x = keras.layers.Dense(1024, activation="relu")(x)
@@ -100,18 +91,14 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="a folder with train/ and val/ class folders")
-    parser.add_argument("--weights", required=True)
+    parser = common.parser(__doc__, "a folder with train/ and val/ class folders")
     parser.add_argument("--image-size", type=int, default=299)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     result = {"machine": describe(), **phase2(args.data, args.weights, args.image_size, args.epochs, args.seed)}
     print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    common.save(result, args.json)
 
 
 if __name__ == "__main__":
