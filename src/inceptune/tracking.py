@@ -44,9 +44,10 @@ def log_run(run: RunFolder, tracker: str, uri: str | None = None) -> str:
             mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v
                                for k, v in config.items() if k != "versions"})
             mlflow.set_tags({f"version.{k}": v for k, v in config.get("versions", {}).items()})
-            for step, row in enumerate(_history(run), 1):
-                mlflow.log_metrics({f"{row['phase']}.{k}": float(v) for k, v in row.items()
-                                    if k not in ("phase", "epoch", "kept") and v not in ("", None)}, step=step)
+            for step, row in enumerate(_history(run), 1):  # the numeric columns (not e.g. unfrozen_from)
+                numbers = {k: _number(v) for k, v in row.items() if k not in ("phase", "epoch", "kept")}
+                mlflow.log_metrics({f"{row['phase']}.{k}": v for k, v in numbers.items() if v is not None},
+                                   step=step)
             mlflow.log_metrics(_final_metrics(run))
             for name in _ARTIFACTS:
                 if run.file(name).is_file():
@@ -79,3 +80,10 @@ def _final_metrics(run: RunFolder) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f"report.{k}"] = float(v)
     return out
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -105,7 +105,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     validate = None
     if evaluator is not None and val is not None:  # validation by the evaluator, before anything reads val_loss
         validate, val = ValidateWith(evaluator, val), None
-    monitor = "val_loss" if val else "loss"
+    monitor = "val_loss" if val or validate else "loss"
     rows, start = [], 0
     state = resume.state if resume and resume.state and resume.state["phase"] == phase else None
     if state:  # a resumed run: this phase's finished epochs come back, none is redone
@@ -124,8 +124,6 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         baseline = validate.loss()
     else:  # the loss of the weights this phase starts from: phase 1's result
         baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"]
-    if validate is not None:
-        monitor = "val_loss"
     if unfreezing is not None:
         first = unfreezing.block_at(start)
         unfreezing.apply(first)

@@ -365,21 +365,22 @@ def fit_two_phases(classifier: Classifier, splits: "SplitData", c: TrainConfig, 
         unfreezing = Unfreezing(classifier.backbone, c.unfreeze_from, c.unfreeze_every, c.block_lr_decay,
                                 c.train_batchnorm)
         augment = phase2_augmenter(c)
-        console.info(f"Fine-tuning: {unfreezing.describe()}; "
-                     + ("images augmented on the fly, the whole base each epoch." if augment is not None else
-                        "on cached activations" + (" of the images and their views." if c.phase2_augment == "views"
-                                                   else ".")))
-        train = (splits.images("train") if augment is not None
-                 else splits.data("train", kind, views=c.phase2_augment == "views"))
-        phase2_data = {"augment": "online" if augment is not None else "views" if c.phase2_augment == "views"
-                       else "none", "inputs": "images" if augment is not None else "cached activations",
+        mode = "online" if augment is not None else "views" if c.phase2_augment == "views" else "none"
+        train = splits.images("train") if mode == "online" else splits.data("train", kind, views=mode == "views")
+        phase2_data = {"augment": mode, "inputs": "images" if mode == "online" else "cached activations",
                        "examples_per_epoch": len(train.records)}
+        console.info(f"Fine-tuning: {unfreezing.describe()}; {PHASE2_INPUTS[mode]}.")
         history = history + fine_tune(classifier, unfreezing, train, splits.data("val", kind), c.fine_tune_epochs,
                                       c.fine_tune_lr, c.patience, log_dir=log_dir, class_weight=weights,
                                       resume=resume, schedule=(c.schedule, c.warmup_epochs), augment=augment)
         phase2 = time.perf_counter() - start
         model = classifier.top_model(c.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2, phase2_data)
+
+
+PHASE2_INPUTS = {"online": "images augmented on the fly, the whole base each epoch",
+                 "views": "on the cached activations of the images and their augmented views",
+                 "none": "on cached activations"}
 
 
 def phase2_augmenter(c: TrainConfig) -> keras.Model | None:
