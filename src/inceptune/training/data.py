@@ -8,10 +8,10 @@ import math
 import keras
 import numpy as np
 
-from inceptune.data.images import DEFAULT_MAX_PIXELS, load_image
-from inceptune.data.pipeline import prefetch_map, resize_image
+from inceptune.data.images import DEFAULT_MAX_PIXELS
+from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
-from inceptune.errors import ImageError, UserError
+from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
 
@@ -78,8 +78,9 @@ class CachedFeatures(_Batches):
 class ImageBatches(_Batches):
     """(images, labels) batches decoded from the files: (n, S, S, 3) float32 pixels in 0..255.
 
-    Decoding runs on a thread pool inside each batch, and Keras prepares the
-    next batches on worker threads while the model trains on this one.
+    Each batch is decoded in parallel by the same pipeline as feature extraction
+    (data/pipeline.py), and Keras prepares the next batches on worker threads
+    while the model trains on this one.
     """
 
     def __init__(self, records: list[ImageRecord], labels: np.ndarray, image_size: int, batch_size: int,
@@ -89,12 +90,10 @@ class ImageBatches(_Batches):
 
     def __getitem__(self, index: int):
         rows = self.rows(index)
-        images = list(prefetch_map(self._load, [self.records[i].path for i in rows], workers=4))
-        return np.stack(images), self.labels[rows]
-
-    def _load(self, path: str) -> np.ndarray:
-        try:
-            return resize_image(load_image(path, max_pixels=self.max_pixels), self.image_size)
-        except ImageError as exc:
-            raise UserError(f"{path} could not be read during fine-tuning ({exc.reason}); it changed after the "
-                            "scan.") from None
+        paths = [self.records[i].path for i in rows]
+        batch = next(image_batches(paths, self.image_size, len(paths), self.max_pixels))
+        if batch.failures:
+            position, reason = batch.failures[0]
+            raise UserError(f"{paths[position]} could not be read during fine-tuning ({reason}); it changed after "
+                            "the scan.")
+        return batch.images, self.labels[rows]
