@@ -85,14 +85,14 @@ def reference(paths: list[Path], weights: str, classes: int, batch_size: int) ->
 
 def ours(run: Path, paths: list[Path], runtime: str, batch_size: int) -> tuple[float, str]:
     """Images per second of inceptune.predict's path on `runtime`, and the runtime that answered."""
-    from inceptune.inference.predict import Predictor, run_batches
+    import inceptune
 
-    predictor = Predictor(str(run), runtime=runtime)
-    predictor.infer(np.zeros((batch_size, SIZE, SIZE, 3), "float32"))
+    model = inceptune.load(str(run), runtime=runtime)
+    model.infer(np.zeros((batch_size, SIZE, SIZE, 3), "float32"))
     start = time.perf_counter()
-    results = run_batches([str(p) for p in paths], SIZE, batch_size, predictor.infer, lambda probs: {})
-    assert all("error" not in r for r in results)
-    return len(paths) / (time.perf_counter() - start), predictor.runtime_name
+    proba = model.predict_proba([str(p) for p in paths], batch_size=batch_size)
+    assert not proba.failed
+    return len(paths) / (time.perf_counter() - start), model.runtime
 
 
 def benchmark(data: Path, weights: str, images: int, batch_size: int = 32) -> dict:

@@ -27,7 +27,7 @@ def test_flowers5_evaluation_at_299_agrees_with_scikit_learn_and_cv_reports_mean
     from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
     from conftest import FLOWERS, run_cli
-    from inceptune.evaluation.evaluate import read_predictions
+    from inceptune.evaluation.predictions import read_predictions
 
     monkeypatch.setenv("INCEPTUNE_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"

@@ -195,7 +195,9 @@ def test_scratch_training_mistakes_are_one_sentence_errors(shapes, tmp_path):
     np.save(tmp_path / "y.npy", labels[:9])
     for args, message in (((str(tmp_path), "--arch", "mini-inception"), "needs --weights none"),
                           ((str(tmp_path), "--arch", "mini-inception", "--weights", "none"), "differ in number"),
-                          ((str(tmp_path), "--arch", "vgg", "--weights", "none"), "Unknown architecture 'vgg'")):
+                          ((str(tmp_path), "--arch", "vgg", "--weights", "none"), "(--arch) must be a str among"),
+                          ((str(tmp_path), "--arch", "googlenet", "--weights", "none", "--augment", "light"),
+                           "'augment' setting (--augment) is not used by train --arch")):
         proc = run_cli("train", *args, "--out", str(tmp_path / "run"))
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, args
     assert not (tmp_path / "run").exists()
@@ -203,12 +205,14 @@ def test_scratch_training_mistakes_are_one_sentence_errors(shapes, tmp_path):
 
 def test_from_scratch_on_a_folder_of_colour_images_in_grayscale(tmp_path):
     from conftest import make_color_dataset
+    from contract import check_run_folder
 
     data = make_color_dataset(tmp_path / "data", per_class=20)  # red and blue differ in luminance too
     result = inceptune.train(str(data), out=str(tmp_path / "run"), arch="mini-inception", weights="none",
                              channels=1, width=0.5, image_size=48, epochs=20, batch_size=4, test_split=0.25)
+    assert check_run_folder(result.run) == {"classes": ["blue", "red"], "task": "multiclass"}
     config = json.loads((result.run / "config.json").read_text())
-    assert config["input_shape"] == [48, 48, 1] and config["data_kind"] == "images"
+    assert config["resolved"]["input_shape"] == [48, 48, 1] and config["resolved"]["data_kind"] == "images"
     assert result.metrics["test"]["images"] == 10 and result.metrics["test"]["accuracy"] >= 0.8
     # evaluate works on a folder-trained from-scratch run, through the saved model on the files.
     proc = run_cli("evaluate", str(result.run), "--json")

@@ -50,35 +50,3 @@ def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "path,rank,label,probability,error" and len(lines) == 3
-
-
-def test_interrupted_training_keeps_finished_features_and_a_rerun_reuses_them(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import numpy as np
-
-    data = make_color_dataset(tmp_path / "data", per_class=30)
-    cache = tmp_path / "cache"
-    args = [sys.executable, "-m", "inceptune", "train", str(data), "--out", str(tmp_path / "run"), "--weights", "none",
-            "--batch-size", "4", "--fine-tune-epochs", "0", "--epochs", "2"]
-    env = {**os.environ, "INCEPTUNE_CACHE": str(cache)}
-    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while len(list(cache.rglob("*.npy"))) < 8 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    stderr = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    assert not (tmp_path / "run" / "model.keras").exists()
-    entries = list(cache.rglob("*.npy"))
-    assert entries and all(np.load(e).shape == (2048,) for e in entries)  # every entry complete
-    assert not list(cache.rglob("*.tmp*"))
-    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["phase1"]["features"]["from_cache"] >= len(entries)

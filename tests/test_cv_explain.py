@@ -1,6 +1,5 @@
 """Cross-validation on cached features, and Grad-CAM on a synthetic object."""
 
-import json
 
 import numpy as np
 import pytest
@@ -8,7 +7,8 @@ from PIL import Image, ImageDraw
 
 import inceptune
 from conftest import SHARED_WEIGHTS, SMALL_SIZE, requires_shared, run_cli
-from inceptune.inference.explain import GradCam
+from contract import check_cv_folder
+from inceptune.inference.gradcam import GradCam
 from inceptune.runs import RunFolder
 
 pytestmark = requires_shared
@@ -19,8 +19,8 @@ def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, t
                    "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
                    "--fine-tune-epochs", "1", "--batch-size", "16")
     assert proc.returncode == 0, proc.stderr
-    assert "accuracy" in proc.stdout and "±" in proc.stdout
-    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
+    cv = check_cv_folder(tmp_path / "cv", images=60)
     # The train run of the same data left every feature in the cache: no image runs through the base again.
     assert cv["features"]["computed"] == 0 and cv["features"]["from_cache"] == 60
     folds = cv["per_fold"]

@@ -8,6 +8,7 @@ import pytest
 
 import inceptune
 from conftest import one_sentence_error, requires_shared, run_cli
+from inceptune import hooks
 
 pytestmark = requires_shared
 
@@ -36,6 +37,11 @@ def test_predict_on_each_runtime_matches_keras(exported_run, small_flowers):
         if not (exported_run / "export" / fmt).is_dir():
             assert run_cli("export", str(exported_run), "--format", fmt).returncode == 0
     images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::5]]
+    loads = []
+    with hooks.listen("model_loaded", loads.append):  # an export answers: model.keras is never loaded
+        onnx = inceptune.load(str(exported_run), runtime="onnx")
+        onnx_results = onnx.predict(images)
+    assert loads == [] and onnx.runtime == "onnx" and len(onnx_results) == len(images)
     keras_results = inceptune.predict(str(exported_run), images, runtime="keras")
     for runtime in ("onnx", "openvino", "auto"):
         results = inceptune.predict(str(exported_run), images, runtime=runtime, tta=2)

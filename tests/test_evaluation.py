@@ -20,7 +20,7 @@ from sklearn.metrics import (
 
 import inceptune
 from conftest import headless_chromium, png_size, requires_shared, run_cli
-from inceptune.evaluation.evaluate import read_predictions
+from inceptune.evaluation.predictions import read_predictions
 from inceptune.evaluation.metrics import calibration, classification_metrics, summarize_folds
 from inceptune.inference.tta import VIEWS, view, with_tta
 
@@ -188,9 +188,3 @@ def test_mlflow_receives_settings_metrics_plots_and_the_model(flowers_run, tmp_p
     artifacts = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id,
                                                                                                          "plots")}
     assert {"report.html", "plots/roc_curve.png", "model"} <= artifacts
-
-
-@requires_shared
-def test_unknown_tracker_is_a_one_sentence_error(small_flowers, tmp_path):
-    proc = run_cli("train", str(small_flowers), "--out", str(tmp_path / "r"), "--track", "wandb")
-    assert proc.returncode == 2 and "Unknown tracker 'wandb'" in proc.stderr and not (tmp_path / "r").exists()

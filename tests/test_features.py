@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 import inceptune
 from conftest import SHARED_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
 from inceptune.features.files import read_features_file
+from inceptune.hooks import SIGNAL_ENV
 
 pytestmark = requires_shared
 COMMON = ("--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--layer", "mixed8")
@@ -59,17 +59,12 @@ def test_a_killed_extraction_resumes_with_only_the_missing_images(small_flowers,
     args = [sys.executable, "-m", "inceptune", "features", str(small_flowers), "--out", str(tmp_path / "f.parquet"),
             *COMMON, "--batch-size", "4"]
     env = {**os.environ, "INCEPTUNE_CACHE": str(cache)}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while len(list(cache.rglob("*.npy"))) < 20 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    done = len(list(cache.rglob("*.npy")))
-    assert 20 <= done < 60 and not (tmp_path / "f.parquet").exists()
+    killed = subprocess.run(args, env={**env, SIGNAL_ENV: "feature_cached:20:KILL"}, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL  # killed right after its 20th vector reached the cache
+    assert len(list(cache.rglob("*.npy"))) == 20 and not (tmp_path / "f.parquet").exists()
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert f"60 images, {done} from cache, {60 - done} computed" in again.stderr
+    assert "60 images, 20 from cache, 40 computed" in again.stderr
     assert len(read_features_file(tmp_path / "f.parquet").paths) == 60
 
 

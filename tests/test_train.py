@@ -10,18 +10,17 @@ import pytest
 
 import inceptune
 from conftest import SHARED_WEIGHTS, SMALL_SIZE, make_color_dataset, requires_shared, run_cli
+from contract import check_run_folder
 
 pytestmark = requires_shared
 
 
 def test_run_folder_holds_every_artefact(trained_run):
     run = trained_run.run
-    for name in ("model.keras", "labels.json", "config.json", "history.csv", "metrics.json",
-                 "manifest.csv", "dataset.json"):
-        assert (run / name).is_file(), name
-    assert json.loads((run / "labels.json").read_text())["classes"] == ["ants", "bees"]
+    assert check_run_folder(run) == {"classes": ["ants", "bees"], "task": "binary"}
     config = json.loads((run / "config.json").read_text())
-    assert config["image_size"] == SMALL_SIZE and config["unfreeze_from"] == "mixed9" and "keras" in config["versions"]
+    assert config["resolved"]["image_size"] == SMALL_SIZE and config["recipe"]["unfreeze_from"] == "mixed9"
+    assert "keras" in config["versions"]
     with open(run / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 120 and {r["split"] for r in rows} == {"train", "val", "test"}
@@ -37,13 +36,20 @@ def test_metrics_are_recorded_and_better_than_chance(trained_run):
     assert metrics["phase1"]["features"]["computed"] + metrics["phase1"]["features"]["from_cache"] == 120
 
 
-def test_a_second_run_takes_every_feature_from_the_cache(trained_run, small_hymenoptera, tmp_path):
-    again = inceptune.train(str(small_hymenoptera), out=str(tmp_path / "again"), weights=str(SHARED_WEIGHTS),
-                            image_size=SMALL_SIZE, epochs=15, fine_tune_epochs=2, test_split=0.2, batch_size=16)
-    features = again.metrics["phase1"]["features"]
+def test_a_run_replayed_from_its_config_json_takes_every_feature_from_the_cache_and_scores_the_same(
+        trained_run, tmp_path):
+    proc = run_cli("train", "--config", str(trained_run.run / "config.json"), "--out", str(tmp_path / "again"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    features = metrics["phase1"]["features"]
     assert features["from_cache"] == 120 and features["computed"] == 0
-    # Same seed, same cached features: the same model selection and the same validation score.
-    assert again.metrics["val"]["accuracy"] == pytest.approx(trained_run.metrics["val"]["accuracy"])
+    # Same settings, same cached features: the same model, to the last digit on this CPU.
+    for split in ("val", "test"):
+        for name in ("accuracy", "loss"):
+            assert metrics[split][name] == pytest.approx(trained_run.metrics[split][name], abs=1e-6), (split, name)
+    replayed = json.loads((tmp_path / "again" / "config.json").read_text())
+    original = json.loads((trained_run.run / "config.json").read_text())
+    assert {g: v for g, v in replayed.items() if g != "run"} == {g: v for g, v in original.items() if g != "run"}
 
 
 def test_evaluating_the_saved_model_on_images_matches_the_training_metrics(trained_run):

@@ -4,7 +4,8 @@ The Python API uses the CLI's words:
 
     >>> import inceptune
     >>> result = inceptune.train("photos/", out="runs/photos")
-    >>> inceptune.predict("runs/photos", ["cat.jpg"], top=3)
+    >>> model = inceptune.load("runs/photos")      # loaded once, on the fastest runtime present
+    >>> model.predict(["cat.jpg"], top=3)
     >>> inceptune.predict_imagenet(["cat.jpg"], top=5)
 """
 
@@ -13,14 +14,16 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _API = {
     "train": "inceptune.training.trainer",
-    "TrainConfig": "inceptune.training.config",
-    "predict": "inceptune.inference.predict",
+    "Settings": "inceptune.settings",
+    "load": "inceptune.inference.model",
+    "TrainedModel": "inceptune.inference.model",
+    "predict": "inceptune.inference.model",
     "predict_imagenet": "inceptune.inference.imagenet",
-    "evaluate": "inceptune.evaluation.evaluate",
+    "evaluate": "inceptune.inference.model",
     "cross_validate": "inceptune.training.cv",
     "lr_find": "inceptune.training.lr_find",
     "serve": "inceptune.deploy.server",

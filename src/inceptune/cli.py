@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import errno
+import inspect
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,14 +18,16 @@ from typing import Annotated, Optional
 import typer
 
 import inceptune  # sets TensorFlow's logging defaults before anything imports it
-from inceptune import console
+from inceptune import console, hooks
+from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.errors import UserError
+from inceptune.inference.runtimes import DEFAULT_RUNTIME
+from inceptune.settings import DEFAULTS, TABLE, command_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Transfer learning with Inception-v3 (train, predict, evaluate, cv, explain), and Inception networks from scratch (build, train --arch).")
 
-WeightsOpt = Annotated[str, typer.Option(
-    "--weights", help="imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or a PATH to a weights file.")]
+WeightsOpt = Annotated[str, typer.Option("--weights", help=TABLE["weights"][1].help)]
 
 
 @app.callback()
@@ -31,142 +35,92 @@ def _global(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only resu
     console.set_quiet(quiet)
 
 
-# Options shared by `train` and `cv` (cv runs the train recipe once per fold).
-ImageSizeOpt = Annotated[int, typer.Option(help="Images are resized to this square (75 or more).")]
-ValSplitOpt = Annotated[float, typer.Option(help="Fraction of each class for validation when there is no val/ folder.")]
-SeedOpt = Annotated[int, typer.Option(help="Fixes splits and initialisation.")]
-EpochsOpt = Annotated[int, typer.Option(help="Phase 1 epochs (head on cached features).")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Phase 1 learning rate.")]
-BatchOpt = Annotated[int, typer.Option(help="Batch size for extraction and training.")]
-DropoutOpt = Annotated[float, typer.Option(help="Dropout before the head's Dense layer.")]
-HeadUnitsOpt = Annotated[Optional[list[int]], typer.Option("--head-units", help="Hidden Dense layer size (repeatable), e.g. 1024.")]
-UnfreezeOpt = Annotated[str, typer.Option(help="First block to fine-tune in phase 2 (mixed0..mixed10).")]
-FineTuneEpochsOpt = Annotated[int, typer.Option(help="Phase 2 epochs; 0 skips fine-tuning.")]
-FineTuneLrOpt = Annotated[float, typer.Option(help="Phase 2 learning rate.")]
-PatienceOpt = Annotated[int, typer.Option(help="Phase 2 early-stopping patience (epochs without a lower val loss); at least 10 with --arch.")]
-CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
-MaxPixelsOpt = Annotated[int, typer.Option(help="Skip images with more pixels than this.")]
-OverwriteOpt = Annotated[bool, typer.Option(help="Replace a finished run in --out.")]
-UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Load a model that carries Python code (Lambda layers): only for files you trust.")]
 TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic views (flips, crops); 1 = none, up to 12.")]
+UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Load a model that carries Python code (Lambda layers): only for files you trust.")]
+RuntimeOpt = Annotated[str, typer.Option(help="auto (the fastest FP32 export present, else keras), keras, onnx, openvino, or a quantized export such as onnx-int8.")]
+ImageSizeOpt = Annotated[int, typer.Option(help="Images are resized to this square (75 or more).")]
+BatchOpt = Annotated[int, typer.Option(help="Images per batch.")]
+CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
+_METAVARS = {"int": "INT", "float": "FLOAT", "path": "PATH", "str": "TEXT", "ints": "INT", "strs": "TEXT"}
 
 
-@app.command()
-def train(
-    data: Annotated[str, typer.Argument(help="Folder of class subfolders, or of train/ (val/, test/) folders; or X.npy+y.npy (X_train.npy...), .npz or a FER-style CSV.")],
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder to write (default runs/DATA-TIME).")] = None,
-    weights: WeightsOpt = "imagenet",
-    from_model: Annotated[Optional[str], typer.Option("--from", help="Continue from a saved model: a run folder, a .keras file or a legacy .h5 full model (its Inception-v3 base; its head too if the classes are the same).")] = None,
-    unsafe: UnsafeOpt = False,
-    image_size: ImageSizeOpt = 299,
-    val_split: ValSplitOpt = 0.2,
-    test_split: Annotated[float, typer.Option(help="Fraction of each class held out for testing when there is no test/ folder.")] = 0.1,
-    seed: SeedOpt = 1337,
-    epochs: EpochsOpt = 20,
-    learning_rate: LrOpt = 1e-3,
-    batch_size: BatchOpt = 32,
-    dropout: DropoutOpt = 0.2,
-    head_units: HeadUnitsOpt = None,
-    augment: Annotated[str, typer.Option(help="Augmentation policy: none, light, default (the seeds' rotation, shifts, shear, zoom, flip; plus brightness/contrast) or strong.")] = "none",
-    aug: Annotated[Optional[list[str]], typer.Option("--aug", help="Override one augmentation parameter, KEY=VALUE (repeatable): rotation (degrees), shift, shear, zoom, flip, brightness, contrast.")] = None,
-    aug_views: Annotated[Optional[int], typer.Option(help="Augmented views cached per training image (default 4 with --augment): the base runs 1 + K times per image in all.")] = None,
-    class_weight: Annotated[Optional[str], typer.Option(help="auto (inverse class frequency) or NAME=WEIGHT pairs, comma-separated.")] = None,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing of the cross-entropy (e.g. 0.1).")] = 0.0,
-    unfreeze_from: UnfreezeOpt = "mixed9",
-    unfreeze_top: Annotated[Optional[int], typer.Option(help="Instead of --unfreeze-from: fine-tune the top N inception blocks (2 = mixed9 on).")] = None,
-    unfreeze_every: Annotated[int, typer.Option(help="Gradual unfreezing: the top block first, one more block below every M epochs down to --unfreeze-from (0: all at once).")] = 0,
-    block_lr_decay: Annotated[float, typer.Option(help="Discriminative learning rates: each block below the top trains at F times the rate of the block above (1: off).")] = 1.0,
-    train_batchnorm: Annotated[bool, typer.Option("--train-batchnorm", help="Train the BatchNorm layers of the unfrozen blocks (batch statistics) instead of keeping them in inference mode.")] = False,
-    fine_tune_augment: Annotated[str, typer.Option(help="Augmentation in phase 2: online (fresh each epoch, runs the whole base), views (the cached views, fast), none; auto = online with --augment.")] = "auto",
-    schedule: Annotated[str, typer.Option(help="Learning-rate schedule of both phases: constant, cosine or step (x0.1 at 1/2 and 3/4).")] = "constant",
-    warmup_epochs: Annotated[int, typer.Option(help="Linear warm-up epochs (from a tenth of the rate) before the schedule, in each phase.")] = 0,
-    fine_tune_epochs: FineTuneEpochsOpt = 10,
-    fine_tune_lr: FineTuneLrOpt = 1e-5,
-    patience: PatienceOpt = 3,
-    cache_dir: CacheOpt = None,
-    max_pixels: MaxPixelsOpt = 100_000_000,
-    overwrite: OverwriteOpt = False,
-    precision: Annotated[str, typer.Option(help="float32, or mixed: float16 compute on GPUs (bfloat16 on CPUs) with FP32 weights and outputs.")] = "float32",
-    distribute: Annotated[str, typer.Option(help="auto (MirroredStrategy over 2+ local GPUs), none, mirrored, or multi-worker (MultiWorkerMirroredStrategy, cluster from TF_CONFIG).")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run in --out from its last finished epoch (same settings).")] = False,
-    tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
-    track: Annotated[Optional[str], typer.Option(help="Also log the run to an experiment tracker: mlflow.")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db).")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="Train this network from scratch (with --weights none): inception-v3, googlenet, mini-inception, single-module.")] = None,
-    channels: Annotated[int, typer.Option(help="With --arch: 1 for a grayscale network, 3 for RGB.")] = 3,
-    width: Annotated[float, typer.Option(help="With --arch inception-v3 or mini-inception: filter multiplier.")] = 1.0,
-) -> None:
-    """Train a classifier: cached features, the head, then fine-tuning of the top blocks; writes report.html."""
-    settings = {k: v for k, v in locals().items() if k != "data"}
-    settings["head_units"] = tuple(head_units or ())
-    settings["aug"] = tuple(aug or ())
-    from inceptune.tracking import check_tracker
 
-    check_tracker(track)
-    inceptune.train(data, **settings)
+def _setting_option(name: str, help: str | None = None) -> inspect.Parameter:
+    """A command-line option for setting `name`, made from its Spec: given, it is parsed and checked like
+    a Python value; not given (None), it leaves the default or the config file's value alone."""
+    spec = TABLE[name][1]
+    flag, default = spec.cli_flag(name), DEFAULTS.get(name)
+    names = [flag, *([spec.short] if spec.short else [])]
+    if spec.kind == "bool":
+        names = [f"{flag}/--no-{flag[2:]}"]
+        shown = flag[2:] if default else f"no-{flag[2:]}"
+        annotation = Optional[bool]
+    else:
+        shown = "none" if default in (None, ()) else f"{default:g}" if isinstance(default, float) else str(default)
+        annotation = Optional[list[str]] if spec.kind in ("ints", "strs") else Optional[str]
+    metavar = None if spec.kind == "bool" else (
+        "CHOICE" if spec.choices else _METAVARS[spec.kind])
+    option = typer.Option(*names, help=help or spec.help, show_default=shown, metavar=metavar)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[annotation, option])
 
 
-@app.command()
-def cv(
-    data: Annotated[str, typer.Argument(help="Folder of class subfolders (given splits are pooled).")],
-    folds: Annotated[int, typer.Option(help="Number of stratified folds.")] = 5,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for cv.json and report.html (default runs/cv-DATA-TIME).")] = None,
-    weights: WeightsOpt = "imagenet",
-    image_size: ImageSizeOpt = 299,
-    val_split: ValSplitOpt = 0.2,
-    seed: SeedOpt = 1337,
-    epochs: EpochsOpt = 20,
-    learning_rate: LrOpt = 1e-3,
-    batch_size: BatchOpt = 32,
-    dropout: DropoutOpt = 0.2,
-    head_units: HeadUnitsOpt = None,
-    unfreeze_from: UnfreezeOpt = "mixed9",
-    fine_tune_epochs: FineTuneEpochsOpt = 10,
-    fine_tune_lr: FineTuneLrOpt = 1e-5,
-    patience: PatienceOpt = 3,
-    cache_dir: CacheOpt = None,
-    max_pixels: MaxPixelsOpt = 100_000_000,
-    overwrite: OverwriteOpt = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print cv.json.")] = False,
-) -> None:
-    """Stratified k-fold cross-validation of the whole train recipe, reusing cached features across folds."""
-    settings = {k: v for k, v in locals().items() if k not in ("data", "folds", "as_json")}
-    settings["head_units"] = tuple(head_units or ())
-    if out is None:
-        settings.pop("out")
-    result = inceptune.cross_validate(data, folds=folds, **settings)
+def _settings_command(name: str, command: str, api, summary: str, helps: dict | None = None,
+                      extra: list[inspect.Parameter] = (), show=None) -> None:
+    """Register `name`: DATA, --config FILE, every setting of `command` as an option, and `extra` options
+    for `show(result, **extra)`; it calls `api(data, config=..., **the settings given)`."""
+    data = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=Annotated[
+        Optional[str], typer.Argument(help=TABLE["data"][1].help + " Optional with --config.", show_default=False)])
+    config = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option(help="Settings from a JSON, YAML or TOML file (a run's config.json replays the "
+                                         "run); options given here override it.", metavar="FILE")])
+    options = [_setting_option(n, (helps or {}).get(n)) for n in command_settings(command) if n != "data"]
+
+    def run(**given):
+        data_value, config_value = given.pop("data"), given.pop("config")
+        shown = {p.name: given.pop(p.name) for p in extra}
+        settings = {n: TABLE[n][1].parse(n, v) for n, v in given.items() if v is not None and v != []}
+        result = api(data_value, config=config_value, **settings)
+        if show is not None:
+            show(result, **shown)
+
+    run.__signature__ = inspect.Signature([data, config, *options, *extra])
+    run.__doc__ = summary
+    app.command(name)(run)
+
+
+_settings_command("train", "train", lambda data, **kw: inceptune.train(data, **kw),
+                  "Train a classifier: cached features, the head, then fine-tuning of the top blocks; writes "
+                  "report.html. With --arch, a network from scratch instead.")
+
+
+def _show_cv(result, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.record, indent=2))
         return
-    for name, s in result["summary"].items():
+    for name, s in result.summary.items():
         print(f"{name:<18} {s['mean']:.4f} ± {s['std']:.4f}")
+    print(f"out-of-fold predictions: {result.path / 'predictions.csv'}")
 
 
-@app.command("lr-find")
-def lr_find(
-    data: Annotated[str, typer.Argument(help="The training data, as for train.")],
-    phase: Annotated[str, typer.Option(help="head (phase 1) or fine-tune (phase 2, from --unfreeze-from).")] = "head",
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="The plot (PNG).")] = None,
-    min_lr: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
-    max_lr: Annotated[float, typer.Option(help="Last learning rate.")] = 1.0,
-    steps: Annotated[int, typer.Option(help="Mini-batches, one learning rate each.")] = 100,
-    weights: WeightsOpt = "imagenet",
-    image_size: ImageSizeOpt = 299,
-    val_split: ValSplitOpt = 0.2,
-    seed: SeedOpt = 1337,
-    batch_size: BatchOpt = 32,
-    head_units: HeadUnitsOpt = None,
-    unfreeze_from: UnfreezeOpt = "mixed9",
-    cache_dir: CacheOpt = None,
-) -> None:
-    """Learning-rate range test: loss against a growing learning rate, a plot, and a suggested value."""
-    finding = inceptune.lr_find(data, phase=phase, out=out, min_lr=min_lr, max_lr=max_lr, steps=steps,
-                                weights=weights, image_size=image_size, val_split=val_split, seed=seed,
-                                batch_size=batch_size, head_units=tuple(head_units or ()),
-                                unfreeze_from=unfreeze_from, cache_dir=cache_dir)
+_JSON = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+    bool, typer.Option("--json", help="Print cv.json.")])
+_settings_command("cv", "cv", lambda data, **kw: inceptune.cross_validate(data, **kw),
+                  "Stratified k-fold cross-validation of the whole train recipe, reusing cached features across "
+                  "folds; keeps every image's out-of-fold probabilities.",
+                  helps={"out": "Folder for cv.json, predictions.csv and report.html (default runs/cv-DATA-TIME)."},
+                  extra=[_JSON], show=_show_cv)
+
+
+def _show_lr(finding) -> None:
     low, high = finding.fastest_range
     print(f"suggested learning rate {finding.suggestion:.3g} (fastest fall between {low:.3g} and {high:.3g}); "
           f"plot {finding.plot}")
+
+
+_settings_command("lr-find", "lr_find", lambda data, **kw: inceptune.lr_find(data, **kw),
+                  "Learning-rate range test: loss against a growing learning rate, a plot, and a suggested value.",
+                  helps={"out": "The plot (PNG; default lr-find-PHASE.png)."}, show=_show_lr)
 
 
 @app.command()
@@ -176,11 +130,11 @@ def predict(
     top: Annotated[int, typer.Option("--top", "-k", help="Classes to show per image.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
-    weights: WeightsOpt = "imagenet",
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    weights: WeightsOpt = DEFAULTS["weights"],
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
     tta: TtaOpt = 1,
     unsafe: UnsafeOpt = False,
-    runtime: Annotated[str, typer.Option(help="auto (fastest FP32 export present, else keras), keras, onnx, openvino, or a quantized export such as onnx-int8.")] = "auto",
+    runtime: RuntimeOpt = DEFAULT_RUNTIME,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors) for a run folder.")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
 ) -> None:
@@ -194,7 +148,7 @@ def predict(
         from inceptune.inference.inputs import expand_inputs
 
         results = predict_with_ray(model, expand_inputs(inputs), top=top, batch_size=batch_size,
-                                   address=ray_address, unsafe=unsafe, tta=tta)
+                                   address=ray_address, unsafe=unsafe, tta=tta, runtime=runtime)
     elif engine != "local":
         raise UserError(f"--engine must be local or ray, got {engine}.")
     elif is_features_model(model):
@@ -214,11 +168,12 @@ def evaluate(
     data: Annotated[Optional[str], typer.Argument(help="Folder of the same classes (default: the run's test split).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     tta: TtaOpt = 1,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
     unsafe: UnsafeOpt = False,
+    runtime: RuntimeOpt = DEFAULT_RUNTIME,
 ) -> None:
     """Metrics, plots and report.html of a run on its held-out test split or on another labelled folder."""
-    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta, unsafe=unsafe)
+    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime)
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
@@ -312,11 +267,11 @@ def serve(
     run: Annotated[str, typer.Argument(help="A run folder.")],
     host: Annotated[str, typer.Option(help="Address to listen on; the default only accepts this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    runtime: Annotated[str, typer.Option(help="auto, keras, onnx, openvino, or a quantized export such as onnx-int8.")] = "auto",
+    runtime: RuntimeOpt = DEFAULT_RUNTIME,
     top: Annotated[int, typer.Option("--top", "-k", help="Default number of classes per answer (?top_k= overrides).")] = 5,
     max_batch: Annotated[int, typer.Option(help="Largest micro-batch of concurrent requests' images.")] = 16,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MiB.")] = 20,
-    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (checked before decoding).")] = 40_000_000,
+    max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (checked before decoding).")] = DEFAULT_MAX_PIXELS,
     unsafe: UnsafeOpt = False,
 ) -> None:
     """Serve a run over HTTP: POST /predict, /explain, GET /health, /labels, a web page at /, docs at /docs."""
@@ -332,9 +287,9 @@ def features(
     out: Annotated[str, typer.Option("--out", "-o", help="FILE.parquet (streamed) or FILE.npz.")],
     layer: Annotated[str, typer.Option(help="Inception block whose output is pooled (mixed0..mixed10).")] = "mixed10",
     pooling: Annotated[str, typer.Option(help="avg or max over space.")] = "avg",
-    image_size: ImageSizeOpt = 299,
-    weights: WeightsOpt = "imagenet",
-    batch_size: BatchOpt = 32,
+    image_size: ImageSizeOpt = DEFAULTS["image_size"],
+    weights: WeightsOpt = DEFAULTS["weights"],
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
     shard: Annotated[str, typer.Option(help="i/N: only this deterministic 1/N of the files (for fan-out).")] = "0/1",
     cache_dir: CacheOpt = None,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors).")] = "local",
@@ -352,7 +307,7 @@ def fit_features(
     classifier: Annotated[str, typer.Option(help="logreg, svm, knn or mlp.")] = "logreg",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the fitted model (usable by predict).")] = None,
     folds: Annotated[int, typer.Option(help="Stratified cross-validation folds.")] = 5,
-    seed: SeedOpt = 1337,
+    seed: Annotated[int, typer.Option(help="Fixes the folds and the classifiers' randomness.")] = DEFAULTS["seed"],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Fit a scikit-learn classifier on a features file (small grid, stratified k-fold CV)."""
@@ -388,7 +343,7 @@ def _fmt(value) -> str:
 @app.command()
 def demo(
     out: Annotated[str, typer.Option("--out", "-o", help="Where the demo writes its data and run.")] = "runs/demo",
-    weights: WeightsOpt = "imagenet",
+    weights: WeightsOpt = DEFAULTS["weights"],
 ) -> None:
     """Generate a small dataset, train on it, evaluate and predict: the whole workflow in a minute or two."""
     inceptune.demo(out=out, weights=weights)
@@ -417,14 +372,28 @@ def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. Not a KeyboardInterrupt: Typer turns those into a silent exit 130, and the user
+    should hear that finished work is kept."""
+
+
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does
+    raise _Interrupted
 
 
 def main() -> None:
-    import signal
+    # Ctrl-C and SIGTERM always interrupt, even when the parent started us with SIGINT ignored (a shell's
+    # background job, some test runners and process managers): Python then installs no handler of its own.
+    saved = signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt)
+    hooks.reset()
+    try:
+        _run()
+    finally:  # when called in-process (tests, notebooks), the host's handlers come back
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
 
-    signal.signal(signal.SIGTERM, _interrupt)
+
+def _run() -> None:
     try:
         app()
     except UserError as exc:
@@ -437,7 +406,8 @@ def main() -> None:
         console.console.print(f"error: cannot write{where}: {exc.strerror}; finished work is kept, free space "
                               "or choose another folder and rerun.", style="bold red", markup=False, highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (_Interrupted, KeyboardInterrupt):
+        console.stop_progress()
         console.console.print("interrupted: finished work is kept (features in the cache, finished epochs in "
                               "RUN/checkpoint); rerun train with --resume to continue.", style="yellow", markup=False)
         sys.exit(130)

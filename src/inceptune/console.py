@@ -22,6 +22,7 @@ from rich.progress import (
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # never break paths across lines
 _quiet = False
+_live: list[Progress] = []  # bars on screen; an interrupted Keras fit never closes its own
 
 
 def set_quiet(quiet: bool) -> None:
@@ -54,6 +55,7 @@ def progress(description: str, total: int | None) -> Iterator[Callable[..., None
         disable=_quiet,
         transient=False,
     )
+    _live.append(bar)
     with bar:
         task = bar.add_task(description, total=total, note="")
 
@@ -63,4 +65,14 @@ def progress(description: str, total: int | None) -> Iterator[Callable[..., None
             else:
                 bar.update(task, advance=n, note=note)
 
-        yield advance
+        try:
+            yield advance
+        finally:
+            if bar in _live:  # not taken down by stop_progress already
+                _live.remove(bar)
+
+
+def stop_progress() -> None:
+    """Take every bar still on screen down (after an interruption), so what is printed next comes last."""
+    while _live:
+        _live.pop().stop()

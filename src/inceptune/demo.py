@@ -55,8 +55,7 @@ def _draw(shape: str, rng: np.random.Generator, size: int) -> Image.Image:
 
 def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 150) -> dict:
     """Generate the shapes dataset, train, evaluate, predict; return the metrics."""
-    from inceptune.evaluation.evaluate import evaluate
-    from inceptune.inference.predict import predict
+    from inceptune.inference.model import load
     from inceptune.models.weights import resolve_weights
     from inceptune.training.trainer import train
 
@@ -71,10 +70,11 @@ def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 15
         weights = "none"
     result = train(str(data), out=str(out_path / "run"), weights=weights, image_size=image_size,
                    epochs=30, fine_tune_epochs=3, overwrite=True)
-    metrics = evaluate(str(result.run))
+    model = load(str(result.run))
+    metrics = model.evaluate()
     console.info(f"Test split: accuracy {metrics['accuracy']:.3f} on {metrics['images']} images.")
     samples = [str(data / shape / f"{shape}_000.jpg") for shape in SHAPES]
-    for r in predict(str(result.run), samples, top=1):
+    for r in model.predict(samples, top=1):
         console.info(f"  {r['path']}: {r['top'][0]['label']} ({r['top'][0]['probability']:.2f})")
     console.info(f"Done. The trained model, its report.html (metrics and plots), labels and history are in {result.run}/; try\n"
                  f"  inceptune predict {result.run} {samples[0]}\n  inceptune evaluate {result.run}")

@@ -2,14 +2,18 @@
 
     model.keras    raw RGB pixels in, class probabilities out (plain Keras loads it)
     labels.json    class names in output order, and the task
-    config.json    every resolved setting, with library versions
-    history.csv    per-epoch metrics of both phases
-    metrics.json   validation and test accuracy and loss, timings, cache use
+    config.json    every setting by group (data, recipe, scratch, run), which `train --config`
+                   replays; `resolved`: facts of this run (the model's image size, the weights
+                   file and its fingerprint, the kind of data); `versions` of the libraries
+    history.csv    per-epoch metrics of every phase
     manifest.csv   path, label, split and content hash of every image
     dataset.json   counts per class and split, skipped files, leakage
+    evaluation.json, predictions.csv, report.html and plots   the held-out split, when there is one
+    metrics.json   validation and test accuracy and loss, timings, cache use
 
-Each file is written atomically; metrics.json is written last, so a run
-folder without it is an unfinished run.
+Both trainers write it with `RunFolder.write_finished`, in that order, each
+file atomically; metrics.json comes last, so a run folder without it is an
+unfinished run.
 """
 
 from __future__ import annotations
@@ -18,11 +22,33 @@ import csv
 import io
 import json
 import os
+import platform
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from inceptune import __version__, hooks
 from inceptune.atomic import atomic_path, atomic_write_json, atomic_write_text
 from inceptune.errors import UserError
+
+RUN_FILES = ("model.keras", "labels.json", "config.json", "history.csv", "manifest.csv", "dataset.json",
+             "metrics.json")
+TASKS = ("binary", "multiclass", "multilabel")
+
+
+@dataclass
+class RunContents:
+    """What every trainer hands to `RunFolder.write_finished`."""
+
+    model: object  # keras.Model: raw RGB pixels of any size -> class probabilities
+    classes: list[str]
+    task: str  # one of TASKS
+    settings: dict  # Settings.as_dict(): the groups `train --config` replays
+    resolved: dict  # facts of this run: image_size (the model's input), weights, data_kind, ...
+    history: list[dict]
+    manifest: list[dict]  # path, label, split, sha256 per image
+    dataset: dict  # Dataset.summary()
 
 
 class RunFolder:
@@ -58,12 +84,27 @@ class RunFolder:
     def save_model(self, model) -> None:
         with atomic_path(self.model_path) as tmp:
             model.save(tmp)
+        hooks.reached("run_file_written", name="model.keras")
 
     def write_json(self, name: str, data) -> None:
         atomic_write_json(self.file(name), data)
+        hooks.reached("run_file_written", name=name)
 
-    def write_rows(self, name: str, rows: list[dict]) -> None:
-        columns: list[str] = []
+    def write_finished(self, contents: RunContents, metrics: dict, report: Callable[[], dict | None]) -> None:
+        """The run-folder contract, in order: model, labels, config, history, manifest, dataset, then what
+        `report()` writes (its returned dict joins metrics), then metrics.json, which marks the run finished."""
+        assert contents.task in TASKS, contents.task
+        self.save_model(contents.model)
+        self.write_json("labels.json", {"classes": contents.classes, "task": contents.task})
+        self.write_json("config.json", {**contents.settings, "resolved": contents.resolved, "versions": versions()})
+        self.write_rows("history.csv", contents.history)
+        self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256"])
+        self.write_json("dataset.json", contents.dataset)
+        metrics.update(report() or {})
+        self.write_json("metrics.json", metrics)
+
+    def write_rows(self, name: str, rows: list[dict], columns: list[str] | None = None) -> None:
+        columns = list(columns or [])
         for row in rows:
             columns += [k for k in row if k not in columns]
         buffer = io.StringIO()
@@ -71,6 +112,7 @@ class RunFolder:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.file(name), buffer.getvalue())
+        hooks.reached("run_file_written", name=name)
 
     # --- reading
     @classmethod
@@ -94,10 +136,33 @@ class RunFolder:
     def config(self) -> dict:
         return self.read_json("config.json")
 
+    @property
+    def task(self) -> str:
+        return self.read_json("labels.json").get("task", "multiclass")
+
+    @property
+    def image_size(self) -> int:
+        """The square the model resizes its inputs to."""
+        config = self.config
+        return int(config.get("resolved", config)["image_size"])  # flat: run folders of inceptune before 0.2
+
     def load_model(self, unsafe: bool = False):
         """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused
         unless `unsafe` (the user trusts its source)."""
         return load_keras_model(self.model_path, unsafe)
+
+
+def versions() -> dict:
+    """The versions of what made a run, for config.json."""
+    import keras
+    import numpy as np
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {"inceptune": __version__, "python": platform.python_version(), "keras": keras.__version__,
+            "tensorflow": tf.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "scikit-learn": sklearn.__version__}
 
 
 def load_keras_model(path: Path, unsafe: bool = False):
@@ -105,7 +170,7 @@ def load_keras_model(path: Path, unsafe: bool = False):
     import keras
 
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except ValueError as exc:
         if "safe_mode" not in str(exc):
             raise UserError(f"{path} could not be read as a Keras model ({str(exc).splitlines()[0]}).") from None
@@ -115,3 +180,5 @@ def load_keras_model(path: Path, unsafe: bool = False):
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} could not be read as a Keras model ({exc}).") from None
+    hooks.reached("model_loaded", path=str(path))
+    return model

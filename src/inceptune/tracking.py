@@ -17,20 +17,13 @@ from inceptune import console
 from inceptune.errors import UserError
 from inceptune.runs import RunFolder
 
-TRACKERS = ("mlflow",)
 EXPERIMENT = "inceptune"
 _ARTIFACTS = ("report.html", "metrics.json", "evaluation.json", "config.json", "labels.json", "history.csv",
               "predictions.csv", "manifest.csv", "dataset.json")
 
 
-def check_tracker(name: str | None) -> None:
-    if name is not None and name not in TRACKERS:
-        raise UserError(f"Unknown tracker '{name}'; expected one of {', '.join(TRACKERS)}.")
-
-
 def log_run(run: RunFolder, tracker: str, uri: str | None = None) -> str:
     """Log a finished run folder; returns the tracker's run id."""
-    check_tracker(tracker)
     try:
         import mlflow
     except ImportError:
@@ -41,8 +34,9 @@ def log_run(run: RunFolder, tracker: str, uri: str | None = None) -> str:
         mlflow.set_experiment(EXPERIMENT)
         with mlflow.start_run(run_name=run.path.name) as active:
             config = run.config
-            mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v
-                               for k, v in config.items() if k != "versions"})
+            settings = {k: v for group, values in config.items() if group not in ("versions", "resolved")
+                        for k, v in values.items()}
+            mlflow.log_params({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in settings.items()})
             mlflow.set_tags({f"version.{k}": v for k, v in config.get("versions", {}).items()})
             for step, row in enumerate(_history(run), 1):  # the numeric columns (not e.g. unfrozen_from)
                 numbers = {k: _number(v) for k, v in row.items() if k not in ("phase", "epoch", "kept")}

@@ -22,6 +22,7 @@ import keras
 
 from inceptune.architectures import blocks
 from inceptune.errors import UserError
+from inceptune.settings.schema import ARCHITECTURES
 
 layers = keras.layers
 
@@ -145,24 +146,21 @@ def mini_inception(input_shape=(48, 48, 1), classes: int = 7, width: float = 1.0
                        name="mini_inception")
 
 
-ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
-    "inception-v3": inception_v3,
-    "googlenet": googlenet,
-    "mini-inception": mini_inception,
-    "single-module": single_module_net,
-}
+# By the names `train --arch` and `build` take (settings/schema.py).
+BUILDERS: dict[str, Callable[..., keras.Model]] = dict(zip(ARCHITECTURES, (inception_v3, googlenet, mini_inception,
+                                                                         single_module_net)))
 
 
 def build_network(arch: str, input_shape: tuple[int, int, int], classes: int, **options) -> keras.Model:
     """Build a named architecture; unknown names and bad shapes are one-sentence errors."""
-    if arch not in ARCHITECTURES:
+    if arch not in BUILDERS:
         raise UserError(f"Unknown architecture '{arch}'; expected one of {', '.join(ARCHITECTURES)}.")
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UserError(f"--input-shape must be H,W,C with positive numbers, got {input_shape}.")
     if classes < 2:
         raise UserError(f"--classes must be at least 2, got {classes}.")
     try:
-        return ARCHITECTURES[arch](input_shape=tuple(input_shape), classes=classes, **options)
+        return BUILDERS[arch](input_shape=tuple(input_shape), classes=classes, **options)
     except ValueError as exc:  # e.g. an input too small for the network's strides
         raise UserError(f"{arch} cannot be built for input shape {tuple(input_shape)}: "
                         f"{str(exc).splitlines()[0]}") from None

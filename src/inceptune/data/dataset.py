@@ -8,14 +8,12 @@ there, never recomputed.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inceptune import console
-from inceptune.atomic import atomic_write_text
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, SkippedFile, scan_dataset
 from inceptune.data.split import assign_splits, find_leakage
@@ -110,14 +108,9 @@ def report(dataset: Dataset) -> None:
             console.warn(f"the {split} split has fewer than 5 images of {', '.join(small)}")
 
 
-def write_manifest(dataset: Dataset, path: Path) -> None:
-    """Write path, label, split and content hash of every image, atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "split", "sha256"])
-    for r in dataset.records:
-        writer.writerow([r.path, r.label, r.split, r.sha256])
-    atomic_write_text(path, buffer.getvalue())
+def manifest_rows(dataset: Dataset) -> list[dict]:
+    """Path, label, split and content hash of every image: the rows of a run's manifest.csv."""
+    return [{"path": r.path, "label": r.label, "split": r.split, "sha256": r.sha256} for r in dataset.records]
 
 
 def read_manifest(path: Path) -> list[ImageRecord]:

@@ -33,10 +33,11 @@ from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.deploy.quantize import TOLERANCES, check_quantize, decisive, litert_options, quantize_file
 from inceptune.errors import ImageError, UserError
+from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
+from inceptune.models.parts import model_parts
 from inceptune.runs import RunFolder
 
-FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
 PARITY_IMAGES = 16
 CALIBRATION_IMAGES = 32
@@ -44,11 +45,11 @@ CALIBRATION_IMAGES = 32
 
 def serving_model(model: keras.Model, image_size: int) -> keras.Model:
     """(S, S, 3) pixels -> probabilities: model.keras without its Resizing layer, Normalization folded."""
-    layers = model.layers
-    start = next(i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Resizing)) + 1
+    parts = model_parts(model)
+    after_resize = [layer for layer in parts.preprocess if layer is not parts.resize] + [parts.backbone, *parts.head]
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x, pending = inputs, None
-    for layer in layers[start:]:
+    for layer in after_resize:
         if isinstance(layer, keras.layers.Normalization):
             pending = layer  # folded into the next Dense layer
         elif isinstance(layer, keras.layers.Dropout):
@@ -85,7 +86,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         raise UserError(f"Unknown format '{fmt}'; expected one of {', '.join(FILES)}.")
     check_quantize(fmt, quantize)
     folder = RunFolder.open(run)
-    image_size = int(folder.config["image_size"])
+    image_size = folder.image_size
     model = folder.load_model()
     name = fmt if quantize is None else f"{fmt}-{quantize}"
     target = Path(out) if out else folder.path / "export" / name
@@ -114,10 +115,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         raise
     seconds = time.perf_counter() - start
     pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
-    multilabel = folder.read_json("labels.json").get("task") == "multilabel"
+    multilabel = folder.task == "multilabel"
     expected = class_probabilities(model.predict(pixels, verbose=0), multilabel)
-    from inceptune.deploy.runtimes import load_runtime
-
     got = class_probabilities(load_runtime(fmt, artefact)(pixels), multilabel)
     diff = float(np.abs(got - expected).max())
     same = got.argmax(axis=1) == expected.argmax(axis=1)

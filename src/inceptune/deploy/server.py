@@ -31,12 +31,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from inceptune.data.images import decode_image
-from inceptune.data.pipeline import resize_image
+from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
 from inceptune.errors import ImageError, UserError
+from inceptune.inference.model import load
+from inceptune.inference.runtimes import DEFAULT_RUNTIME
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
-DEFAULT_MAX_PIXELS = 40_000_000  # a 40-megapixel photo; the header is checked before decoding
 DEFAULT_MAX_FILES = 16
 IMAGE_TYPES = ("image/", "application/octet-stream")  # octet-stream: clients that do not guess types
 
@@ -140,16 +140,13 @@ async def _send_json(send, status: int, error: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 16,
+def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch: int = 16,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
                max_files: int = DEFAULT_MAX_FILES, unsafe: bool = False):
     """The FastAPI app serving a run folder's model (see the module docstring for the routes)."""
-    from inceptune.inference.predict import Predictor
-
-    predictor = Predictor(run, runtime=runtime, unsafe=unsafe)
-    classes, size = predictor.classes, predictor.image_size
-    batcher = MicroBatcher(predictor.infer, max_batch=max_batch)
-    cam = _grad_cam(predictor)
+    model = load(run, runtime=runtime, unsafe=unsafe)
+    classes = model.classes
+    batcher = MicroBatcher(model.infer, max_batch=max_batch)
     counters = {"requests": 0, "started": time.time()}
 
     @asynccontextmanager
@@ -160,7 +157,7 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
         batcher.model_thread.shutdown(wait=False)
 
     app = FastAPI(title="inceptune", version=_version(), lifespan=lifespan,
-                  description=f"Image classifier of the run {predictor.folder.path.name}: {', '.join(classes)}.")
+                  description=f"Image classifier of the run {model.folder.path.name}: {', '.join(classes)}.")
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
 
     @app.exception_handler(StarletteHTTPException)
@@ -203,7 +200,7 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
         return images
 
     def pixels(images: list[tuple[str, np.ndarray]]) -> np.ndarray:
-        return np.stack([resize_image(image, size) for _, image in images])
+        return model.batch([image for _, image in images])
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -212,8 +209,8 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
     @app.get("/health")
     async def health():
         """Liveness, the model being served, and micro-batching counters."""
-        return {"status": "ok", "run": predictor.folder.path.name, "runtime": predictor.runtime_name,
-                "classes": len(classes), "image_size": size, "explain": cam is not None,
+        return {"status": "ok", "run": model.folder.path.name, "runtime": model.runtime,
+                "classes": len(classes), "image_size": model.image_size, "explain": model.explainable,
                 "requests": counters["requests"], "batches": batcher.batches, "images": batcher.images,
                 "uptime_s": round(time.time() - counters["started"], 1)}
 
@@ -240,18 +237,17 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
             order = np.argsort(-p, kind="stable")[:top_k]
             results.append({"filename": name, "top": [{"label": classes[i], "probability": float(p[i])}
                                                       for i in order]})
-        return {"runtime": predictor.runtime_name, "predictions": results}
+        return {"runtime": model.runtime, "predictions": results}
 
     @app.post("/explain", openapi_extra=multipart)
     async def explain(request: Request):
         """The top class of one image and a Grad-CAM overlay of where the model looked (PNG data URL)."""
-        if cam is None:
+        if not model.explainable:
             raise HTTPException(404, "Grad-CAM is not available for this model (it has no pretrained Inception base).")
         (name, image), *_ = await read_images(request, 1)
-        heatmap, probs = await batcher.call(cam, image)
-        index = int(np.argmax(probs))
-        overlay = await run_in_threadpool(_overlay_png, image, heatmap)
-        return {"filename": name, "label": classes[index], "probability": float(probs[index]),
+        answer = await batcher.call(model.explain, image)  # Keras is loaded on the first explanation
+        overlay = await run_in_threadpool(_overlay_png, image, answer["heatmap"])
+        return {"filename": name, "label": answer["class"], "probability": answer["probability"],
                 "overlay": "data:image/png;base64," + base64.b64encode(overlay).decode()}
 
     return app
@@ -259,15 +255,6 @@ def create_app(run: str, runtime: str = "auto", top: int = 5, max_batch: int = 1
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     return decode_image(data, max_pixels=max_pixels)
-
-
-def _grad_cam(predictor):
-    from inceptune.inference.explain import GradCam
-
-    try:
-        return GradCam(predictor.model, predictor.image_size)
-    except (StopIteration, ValueError, UserError):  # no pretrained base (from-scratch architectures)
-        return None
 
 
 def _overlay_png(image: np.ndarray, heatmap: np.ndarray, longest: int = 512) -> bytes:

@@ -16,11 +16,12 @@ import time
 
 import numpy as np
 
-from inceptune import console
+from inceptune import console, hooks
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import ExtractionStats
+from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.models.weights import Weights
 
 
@@ -32,7 +33,8 @@ class _Embedder:
     """
 
     def __init__(self, image_size: int, kind: str | None = None, weights_path: str | None = None,
-                 weights_spec: str | None = None, run: str | None = None, unsafe: bool = False, tta: int = 1):
+                 weights_spec: str | None = None, run: str | None = None, unsafe: bool = False, tta: int = 1,
+                 runtime: str = DEFAULT_RUNTIME):
         import inceptune
 
         inceptune._import_tensorflow_quietly()
@@ -40,14 +42,10 @@ class _Embedder:
 
         self.image_size = image_size
         if run is not None:
-            from inceptune.inference.tta import with_tta
-            from inceptune.models.classifier import class_probabilities
-            from inceptune.runs import RunFolder
+            from inceptune.inference.model import load
 
-            folder = RunFolder.open(run)
-            model = folder.load_model(unsafe)
-            multilabel = folder.read_json("labels.json").get("task") == "multilabel"
-            self.infer = with_tta(lambda x: class_probabilities(model.predict_on_batch(x), multilabel), tta)
+            model = load(run, runtime=runtime, unsafe=unsafe)
+            self.infer = lambda x: model.infer(x, tta)
             return
         from inceptune.features.extract import build_extractor
         from inceptune.models.backbone import build_backbone
@@ -116,17 +114,18 @@ def _require_ray() -> None:
 
 
 def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = 32, address: str | None = None,
-                     unsafe: bool = False, tta: int = 1) -> list[dict]:
-    """`predict` for a run folder on Ray: the same result dicts, in input order."""
-    from inceptune.inference.predict import rank_classes
+                     unsafe: bool = False, tta: int = 1, runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+    """`predict` for a run folder on Ray: the same result dicts, in input order (each actor loads the run once)."""
+    from inceptune.inference.ranking import rank_classes
     from inceptune.runs import RunFolder
 
     _require_ray()
     folder = RunFolder.open(run)
-    classes, image_size = folder.classes, int(folder.config["image_size"])
+    classes, image_size = folder.classes, folder.image_size
     items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
-    constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta}
+    constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
+                   "runtime": runtime}
     for batch in _map(items, constructor, batch_size, address, "Predicting (Ray)"):
         for index, path, ok, error, probs in zip(batch["sha256"], batch["path"], batch["ok"], batch["error"],
                                                  batch["vector"]):
@@ -153,6 +152,7 @@ def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str,
                                                     batch["vector"]):
                 if ok:
                     cache.put(kind, str(sha), vector)
+                    hooks.reached("feature_cached")
                     stats.computed += 1
                 else:
                     stats.failed.append((str(path), str(error)))

@@ -30,13 +30,26 @@ def write_report(path: str | os.PathLike, title: str, *, figures: list[tuple[Pat
     html = template.render(
         title=title, version=__version__, written=f"{datetime.now():%Y-%m-%d %H:%M}", source=source,
         metrics=metrics, scalars=scalars, cv=cv, dataset=dataset,
-        settings={k: v for k, v in (settings or {}).items() if k != "versions"},
+        settings=_setting_rows(settings or {}),
         figures=[{"data": base64.b64encode(Path(p).read_bytes()).decode("ascii"), "caption": caption}
                  for p, caption in figures if Path(p).is_file()],
         fmt=_fmt,
     )
     atomic_write_text(path, html)
     return Path(path)
+
+
+def _setting_rows(settings: dict) -> dict:
+    """config.json's groups as one table: each setting by its name, the run's facts as resolved.NAME."""
+    rows = {}
+    for key, value in settings.items():
+        if key == "versions":
+            continue
+        if isinstance(value, dict):
+            rows.update({(f"{key}.{k}" if key == "resolved" else k): v for k, v in value.items()})
+        else:
+            rows[key] = value
+    return rows
 
 
 def _fmt(value) -> str:

@@ -25,6 +25,7 @@ CLASSIFIERS = ("logreg", "svm", "knn", "mlp")
 
 
 def _candidates(name: str, seed: int):
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
@@ -32,7 +33,9 @@ def _candidates(name: str, seed: int):
 
     return {
         "logreg": (LogisticRegression(max_iter=3000), {"clf__C": [0.01, 0.1, 1.0]}),
-        "svm": (SVC(probability=True, random_state=seed), {"clf__C": [0.1, 1.0, 10.0], "clf__kernel": ["linear", "rbf"]}),
+        # Probabilities by Platt scaling on held-out folds (what SVC(probability=True), now deprecated, did inside).
+        "svm": (CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+                {"clf__estimator__C": [0.1, 1.0, 10.0], "clf__estimator__kernel": ["linear", "rbf"]}),
         "knn": (KNeighborsClassifier(), {"clf__n_neighbors": [3, 5, 9], "clf__weights": ["uniform", "distance"]}),
         "mlp": (MLPClassifier(max_iter=500, early_stopping=True, random_state=seed),
                 {"clf__hidden_layer_sizes": [(256,), (512,)], "clf__alpha": [1e-4, 1e-2]}),
@@ -67,7 +70,8 @@ def fit_features(features: str, classifier: str = "logreg", out: str | None = No
     search.fit(table.vectors, np.array(table.labels))
     best = search.best_index_
     result = {
-        "classifier": classifier, "best_params": {k.removeprefix("clf__"): v for k, v in search.best_params_.items()},
+        "classifier": classifier, "best_params": {k.removeprefix("clf__").removeprefix("estimator__"): v
+                                                     for k, v in search.best_params_.items()},
         "cv_folds": folds, "cv_accuracy_mean": float(search.cv_results_["mean_test_score"][best]),
         "cv_accuracy_std": float(search.cv_results_["std_test_score"][best]),
         "cv_accuracy_per_fold": [float(search.cv_results_[f"split{k}_test_score"][best]) for k in range(folds)],
@@ -137,7 +141,7 @@ class Embedder:
 def predict_with_features_model(model: str, inputs, top: int = 5, batch_size: int = 32,
                                 weights: str | None = None) -> list[dict]:
     from inceptune.inference.inputs import expand_inputs
-    from inceptune.inference.predict import rank_classes, run_batches
+    from inceptune.inference.ranking import rank_classes, run_batches
 
     estimator, description = load_features_model(model)
     embed = Embedder(description["features"], weights)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from inceptune import console
+from inceptune import console, hooks
 from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
@@ -101,6 +101,7 @@ def extract_to_cache(
                         for kind in kinds:
                             # float32 whatever the compute precision (bfloat16 has no portable .npy form)
                             cache.put(kind, todo[index][0], np.asarray(outputs[kind][row], dtype=np.float32))
+                        hooks.reached("feature_cached")
                     stats.computed += len(batch.positions)
                 advance(len(batch.positions) + len(batch.failures))
     stats.seconds = time.perf_counter() - start

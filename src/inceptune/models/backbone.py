@@ -14,10 +14,9 @@ import warnings
 import keras
 
 from inceptune.errors import UserError
+from inceptune.models.inception import BLOCKS, MIN_IMAGE_SIZE
 from inceptune.models.weights import Weights
 
-BLOCKS = tuple(f"mixed{i}" for i in range(11))
-MIN_IMAGE_SIZE = 75  # the smallest input InceptionV3 accepts
 
 
 def build_backbone(weights: Weights, image_size: int) -> keras.Model:

@@ -26,6 +26,7 @@ import keras
 
 from inceptune import console
 from inceptune.errors import UserError
+from inceptune.models.parts import ModelParts, model_parts
 from inceptune.models.weights import Weights, _fingerprint
 from inceptune.runs import load_keras_model
 
@@ -70,9 +71,9 @@ def load_source(spec: str, classes: list[str], cache_root: Path, unsafe: bool = 
         tmp.replace(target)
     head = None
     same = source_classes is not None and source_classes == list(classes)
-    if same and _is_inceptune(model):
-        index = next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.Model))
-        head = [layer.get_weights() for layer in model.layers[index + 1:]]
+    parts = _parts(model)
+    if same and parts is not None and parts.inception_head:
+        head = parts.head_weights()
     verdict = ("keeps its head (same classes)" if head is not None else
                "new head (the classes differ)" if source_classes is not None and not same else
                "new head (its classes are not known)" if source_classes is None else
@@ -130,9 +131,11 @@ def _load_h5(path: Path, unsafe: bool) -> keras.Model:
         raise UserError(f"{path} could not be loaded as a Keras model ({str(exc).splitlines()[0]}).") from None
 
 
-def _is_inceptune(model: keras.Model) -> bool:
-    return any(isinstance(layer, keras.layers.Normalization) for layer in model.layers) and \
-        any(isinstance(layer, keras.Model) for layer in model.layers)
+def _parts(model: keras.Model) -> ModelParts | None:
+    try:
+        return model_parts(model)
+    except ValueError:  # the seeds' models: InceptionV3's layers inline, no nested backbone
+        return None
 
 
 def _inception_base(model: keras.Model, spec: str) -> keras.Model:

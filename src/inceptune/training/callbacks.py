@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from inceptune import console
+from inceptune import console, hooks
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -134,3 +134,14 @@ class ValidateWith(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs.update({f"val_{k}": float(v) for k, v in self.results().items()})
+
+
+class EpochHook(keras.callbacks.Callback):
+    """Marks the end of every epoch for hooks (inceptune/hooks.py), after the callbacks before it ran."""
+
+    def __init__(self, phase: str):
+        super().__init__()
+        self.phase = phase
+
+    def on_epoch_end(self, epoch, logs=None):
+        hooks.reached("epoch_end", phase=self.phase, epoch=epoch + 1)

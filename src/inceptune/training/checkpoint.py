@@ -22,15 +22,16 @@ import numpy as np
 from inceptune.atomic import atomic_path, atomic_write_json
 from inceptune.errors import UserError
 from inceptune.models.classifier import refresh_normalization
+from inceptune.settings import Settings
 
 # Settings that may differ between the interrupted run and its resumption.
 FREE = ("resume", "overwrite", "out", "cache_dir", "tensorboard", "track", "tracking_uri")
 
 
 class Checkpoint:
-    def __init__(self, run_path: Path, settings: dict):
+    def __init__(self, run_path: Path, settings: Settings):
         self.dir = Path(run_path) / "checkpoint"
-        self.settings = {k: v for k, v in settings.items() if k not in FREE}
+        self.settings = {k: v for group in settings.as_dict().values() for k, v in group.items() if k not in FREE}
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

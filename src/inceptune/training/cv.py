@@ -1,21 +1,25 @@
-"""`cv`: stratified k-fold cross-validation of the whole two-phase recipe.
+"""`cv`: stratified k-fold cross-validation of the whole two-phase recipe, with out-of-fold predictions.
 
-    files -> load_dataset -> extract_features (once, every image)
+    settings (checked) -> load_training_data -> extract_features (once, every image; views too)
           -> for each fold: carve val from the other folds, fit_two_phases,
-             metrics on the held-out fold (from cached features)
-          -> cv.json (per fold, mean and std of every metric), report.html
+             probabilities of the held-out fold (from cached features)
+          -> cv.json (per fold, mean and std of every metric), predictions.csv (every image's
+             out-of-fold probabilities and its fold), report.html
 
 Folds are stratified by class and grouped by content hash, so identical
 files never sit on both sides of a fold. Because the backbone runs once per
 image for all folds, K folds cost one feature extraction plus K small fits.
 Splits given by folders (train/val/test) are pooled: cross-validation makes
-its own.
+its own. Every image is held out exactly once, so the out-of-fold
+probabilities are an honest prediction for each image of the data set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -24,81 +28,122 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from inceptune import console
 from inceptune.atomic import atomic_write_json
-from inceptune.data.dataset import Dataset, load_dataset
+from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_splits
 from inceptune.errors import UserError
 from inceptune.evaluation.metrics import classification_metrics, summarize_folds
+from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
 from inceptune.models.weights import resolve_weights
-from inceptune.runs import RunFolder
-from inceptune.training.trainer import (
-    SplitData,
-    check_settings,
-    extract_features,
-    feature_cache,
-    fit_two_phases,
-    make_config,
-    new_classifier,
-    versions,
-)
+from inceptune.runs import RunFolder, versions
+from inceptune.settings import Settings, documented, resolve
+from inceptune.training.devices import training_devices
+from inceptune.training.extraction import extract_features, extract_views, feature_cache
+from inceptune.training.inputs import load_training_data
+from inceptune.training.splits import SplitData
+from inceptune.training.two_phase import fit_two_phases, new_classifier
 
 
-def cross_validate(data: str, folds: int = 5, **settings) -> dict:
-    """Cross-validate the train recipe on a folder of class subfolders; `settings` are `train`'s.
+@dataclass
+class OutOfFold:
+    """Every image's probabilities from the fold that held it out."""
 
-    Writes cv.json and report.html to `out` (default runs/cv-DATA-TIME) and
-    returns the cv.json content: `per_fold` metrics and their `summary`
-    (mean, std per metric).
+    paths: list[str]
+    labels: list[str]
+    folds: np.ndarray  # (N,) the fold (0-based) that held each image out
+    probabilities: np.ndarray  # (N, classes)
+    classes: list[str]
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.array([self.classes.index(label) for label in self.labels])
+
+
+@dataclass
+class CrossValidation:
+    summary: dict  # per metric: mean, std, folds
+    per_fold: list[dict]
+    predictions: OutOfFold
+    path: Path  # the folder with cv.json, predictions.csv and report.html
+    record: dict  # cv.json's content
+
+
+_DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+_CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+
+@documented("cv", [_DATA, _CONFIG])
+def cross_validate(data=None, *, config=None, **settings) -> CrossValidation:
+    """Cross-validate the train recipe on a folder of class subfolders.
+
+    Writes cv.json, predictions.csv (out-of-fold probabilities with a `fold`
+    column) and report.html to `out` (default runs/cv-DATA-TIME).
 
     Examples:
         >>> cv = inceptune.cross_validate("photos/", folds=5, weights="imagenet")
-        >>> cv["summary"]["accuracy"]
+        >>> cv.summary["accuracy"]
         {'mean': 0.93, 'std': 0.02, 'folds': 5}
+        >>> cv.predictions.probabilities.shape
+        (500, 5)
     """
-    settings.setdefault("out", str(Path("runs") / f"cv-{Path(data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"))
-    c = make_config(data, {**settings, "test_split": 0.0})
-    check_settings(c)
-    if folds < 2:
-        raise UserError(f"--folds must be at least 2, got {folds}.")
-    start = time.perf_counter()
-    dataset = load_dataset(c.data, c.val_split, 0.0, c.seed, c.max_pixels)
-    pooled = [dataclasses.replace(r, split=None) for r in dataset.records]
-    fold_of = _assign_folds(pooled, folds, c.seed)
-    out = RunFolder.create(c.out, overwrite=c.overwrite)
-    weights = resolve_weights(c.weights)
-    console.info(f"Weights: {weights.describe()}")
-    cache = feature_cache(c, weights)
-    extraction = extract_features(dataset, cache, new_classifier(weights, dataset, c), c)
+    s = resolve("cv", {**settings, **({"data": data} if data is not None else {})}, config)
+    with training_devices(s.run.precision, s.run.distribute):
+        return _cross_validate(s)
 
-    per_fold = []
-    for k in range(folds):
-        console.info(f"Fold {k + 1}/{folds}")
-        held_out = [dataclasses.replace(r, split="test") for r, f in zip(pooled, fold_of) if f == k]
-        rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], c.val_split, 0.0, c.seed)
+
+def _cross_validate(s: Settings) -> CrossValidation:
+    start = time.perf_counter()
+    dataset, _ = load_training_data(s, test_split=0.0)
+    if dataset.multilabel:
+        raise UserError("cv covers single-label tasks; a multi-label CSV's per-label metrics come from train.")
+    pooled = [dataclasses.replace(r, split=None) for r in dataset.records]
+    fold_of = _assign_folds(pooled, s.cv.folds, s.data.seed)
+    out = RunFolder.create(s.run.out or str(Path("runs") / f"cv-{Path(s.data.data).resolve().name}-"
+                                                             f"{datetime.now():%Y%m%d-%H%M%S}"),
+                           overwrite=s.run.overwrite)
+    weights = resolve_weights(s.recipe.weights)
+    console.info(f"Weights: {weights.describe()}")
+    cache = feature_cache(s, weights)
+    extractor = new_classifier(weights, dataset, s)
+    extraction = extract_features(dataset.records, cache, extractor, s)
+    views = extract_views(pooled, cache, extractor, s)  # every image trains in K - 1 folds
+
+    per_fold, probabilities = [], np.zeros((len(pooled), len(dataset.classes)))
+    for k in range(s.cv.folds):
+        console.info(f"Fold {k + 1}/{s.cv.folds}")
+        held = np.flatnonzero(fold_of == k)
+        held_out = [dataclasses.replace(pooled[i], split="test") for i in held]
+        rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], s.data.val_split, 0.0, s.data.seed)
         fold_data = dataclasses.replace(dataset, records=rest + held_out)
-        classifier = new_classifier(weights, fold_data, c)
-        splits = SplitData(fold_data, classifier, cache, c)
-        fitted = fit_two_phases(classifier, splits, c)
-        y = np.array([fold_data.label_index(r) for r in held_out])
-        metrics = classification_metrics(y, splits.probabilities(fitted.model, "test", fitted.kind),
+        classifier = new_classifier(weights, fold_data, s)
+        splits = SplitData(fold_data, classifier, cache, s, views)
+        fitted = fit_two_phases(classifier, splits, s)
+        probabilities[held] = splits.probabilities(fitted.model, "test", fitted.kind)
+        metrics = classification_metrics(np.array([fold_data.label_index(r) for r in held_out]), probabilities[held],
                                          dataset.classes)
         metrics["fine_tune_epochs_run"] = sum(1 for h in fitted.history if h["phase"] == "fine-tune")
         per_fold.append(metrics)
         console.info(f"Fold {k + 1}: accuracy {metrics['accuracy']:.4f} on {metrics['images']} images")
 
-    result = {
-        "data": dataset.root, "folds": folds, "classes": dataset.classes, "images": len(pooled),
+    predictions = OutOfFold([r.path for r in pooled], [r.label for r in pooled], fold_of, probabilities,
+                            dataset.classes)
+    record = {
+        "data": dataset.root, "folds": s.cv.folds, "classes": dataset.classes, "images": len(pooled),
         "summary": summarize_folds(per_fold), "per_fold": per_fold,
+        "out_of_fold": classification_metrics(predictions.y, probabilities, dataset.classes),
         "seconds": round(time.perf_counter() - start, 3), "features": extraction.as_dict(),
-        "settings": {**c.as_dict(), "folds": folds, "resolved_weights": weights.describe(), "versions": versions()},
+        "settings": {**s.as_dict(("data", "recipe", "run", "cv")), "resolved": {"weights": weights.describe()},
+                     "versions": versions()},
     }
-    atomic_write_json(out.file("cv.json"), result)
-    write_report(out.file("report.html"), f"inceptune cross-validation of {Path(dataset.root).name}", cv=result,
-                 dataset={**dataset.summary(), "counts": _fold_counts(dataset, fold_of, folds)},
-                 settings=result["settings"])
-    acc = result["summary"]["accuracy"]
-    console.info(f"{folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f}; cv.json and report.html in {out.path}/")
-    return result
+    write_predictions(out.file("predictions.csv"), pooled, dataset.classes, probabilities, folds=fold_of)
+    atomic_write_json(out.file("cv.json"), record)
+    write_report(out.file("report.html"), f"inceptune cross-validation of {Path(dataset.root).name}", cv=record,
+                 dataset={**dataset.summary(), "counts": _fold_counts(dataset, fold_of, s.cv.folds)},
+                 settings=record["settings"])
+    acc = record["summary"]["accuracy"]
+    console.info(f"{s.cv.folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f}; cv.json, predictions.csv and "
+                 f"report.html in {out.path}/")
+    return CrossValidation(record["summary"], per_fold, predictions, out.path, record)
 
 
 def _assign_folds(records, folds: int, seed: int) -> np.ndarray:

@@ -19,11 +19,6 @@ import contextlib
 
 import keras
 
-from inceptune.errors import UserError
-
-PRECISIONS = ("float32", "mixed")
-DISTRIBUTES = ("auto", "none", "mirrored", "multi-worker")
-
 
 def gpus() -> list:
     import tensorflow as tf
@@ -32,8 +27,6 @@ def gpus() -> list:
 
 
 def precision_policy(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision must be float32 or mixed, got {precision}.")
     if precision == "float32":
         return "float32"
     return "mixed_float16" if gpus() else "mixed_bfloat16"
@@ -42,8 +35,6 @@ def precision_policy(precision: str) -> str:
 @contextlib.contextmanager
 def training_devices(precision: str, distribute: str):
     """Set the dtype policy and enter the distribution strategy for the duration of a run."""
-    if distribute not in DISTRIBUTES:
-        raise UserError(f"--distribute must be one of {', '.join(DISTRIBUTES)}, got {distribute}.")
     import tensorflow as tf
 
     policy = precision_policy(precision)

@@ -14,6 +14,7 @@ the fine-tune test a forward and backward pass of the unfrozen blocks.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,11 @@ from inceptune.errors import UserError
 from inceptune.features.extract import POOLED, activations_kind, read_features
 from inceptune.models.backbone import freeze
 from inceptune.models.weights import resolve_weights
-from inceptune.training.config import TrainConfig
-from inceptune.training.trainer import SplitData, check_settings, extract_features, feature_cache, \
-    load_training_data, make_config, new_classifier
+from inceptune.settings import Settings, documented, resolve
+from inceptune.training.extraction import extract_features, feature_cache
+from inceptune.training.inputs import load_training_data
+from inceptune.training.splits import SplitData
+from inceptune.training.two_phase import new_classifier
 
 
 @dataclass
@@ -44,37 +47,39 @@ class LrFinding:
                 "learning_rates": self.learning_rates, "losses": self.losses, "smoothed": self.smoothed}
 
 
-def lr_find(data: str, phase: str = "head", out: str | None = None, min_lr: float = 1e-7, max_lr: float = 1.0,
-            steps: int = 100, **settings) -> LrFinding:
+_DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+_CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+
+@documented("lr_find", [_DATA, _CONFIG])
+def lr_find(data=None, *, config=None, **settings) -> LrFinding:
     """Run the range test on `data` for `phase` (head or fine-tune); writes the loss-vs-LR plot to `out`.
 
     Examples:
         >>> inceptune.lr_find("photos/", phase="head").suggestion
         0.0021
     """
-    if phase not in ("head", "fine-tune"):
-        raise UserError(f"--phase must be head or fine-tune, got {phase}.")
-    if not 0 < min_lr < max_lr:
-        raise UserError(f"--min-lr must be positive and below --max-lr (got {min_lr} and {max_lr}).")
-    c = make_config(data, {**settings, "fine_tune_epochs": 1 if phase == "fine-tune" else 0})
-    check_settings(c)
-    dataset = load_training_data(c)
-    weights = resolve_weights(c.weights)
-    classifier = new_classifier(weights, dataset, c)
-    cache = feature_cache(c, weights)
-    extract_features(dataset, cache, classifier, c)
-    splits = SplitData(dataset, classifier, cache, c)
+    s = resolve("lr_find", {**settings, **({"data": data} if data is not None else {})}, config)
+    phase, sweep = s.sweep.phase, s.sweep
+    # What extraction caches: the activations entering --unfreeze-from only for the fine-tune test.
+    s = s.replace(fine_tune_epochs=1 if phase == "fine-tune" else 0)
+    dataset, _ = load_training_data(s)
+    weights = resolve_weights(s.recipe.weights)
+    classifier = new_classifier(weights, dataset, s)
+    cache = feature_cache(s, weights)
+    extract_features(dataset.records, cache, classifier, s)
+    splits = SplitData(dataset, classifier, cache, s)
     records, labels = dataset.split("train"), splits.labels("train")
     classifier.adapt(read_features(records, cache, POOLED))
     if phase == "head":
         model, kind = classifier.head_model(), POOLED
     else:
-        freeze(classifier.backbone, c.unfreeze_from)
-        model, kind = classifier.top_model(c.unfreeze_from), activations_kind(c.unfreeze_from)
+        freeze(classifier.backbone, s.recipe.unfreeze_from)
+        model, kind = classifier.top_model(s.recipe.unfreeze_from), activations_kind(s.recipe.unfreeze_from)
     x = read_features(records, cache, kind)
-    rates, losses = _sweep(model, classifier, x, labels, c, min_lr, max_lr, steps, phase)
+    rates, losses = _sweep(model, classifier, x, labels, s, sweep.min_lr, sweep.max_lr, sweep.steps, phase)
     finding = _suggest(rates, losses)
-    finding.plot = str(Path(out) if out else Path(f"lr-find-{phase}.png"))
+    finding.plot = str(Path(s.run.out) if s.run.out else Path(f"lr-find-{phase}.png"))
     _plot(finding, phase, Path(finding.plot))
     low, high = finding.fastest_range
     console.info(f"Suggested {'--lr' if phase == 'head' else '--fine-tune-lr'} {finding.suggestion:.2g} (the loss "
@@ -82,13 +87,13 @@ def lr_find(data: str, phase: str = "head", out: str | None = None, min_lr: floa
     return finding
 
 
-def _sweep(model: keras.Model, classifier, x: np.ndarray, y: np.ndarray, c: TrainConfig, min_lr: float,
+def _sweep(model: keras.Model, classifier, x: np.ndarray, y: np.ndarray, s: Settings, min_lr: float,
            max_lr: float, steps: int, phase: str) -> tuple[list[float], list[float]]:
     optimizer = keras.optimizers.Adam(min_lr)
     model.compile(optimizer=optimizer, loss=classifier.loss())
-    rng = np.random.default_rng(c.seed)
+    rng = np.random.default_rng(s.data.seed)
     order, position = rng.permutation(len(x)), 0
-    batch = min(c.batch_size, len(x))
+    batch = min(s.recipe.batch_size, len(x))
     rates, losses, best = [], [], np.inf
     with console.progress(f"LR range test ({phase})", total=steps) as advance:
         for step in range(steps):

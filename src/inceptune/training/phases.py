@@ -19,10 +19,12 @@ from pathlib import Path
 
 import keras
 
+from inceptune import console
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier
 from inceptune.training.callbacks import (
     EpochCheckpoint,
+    EpochHook,
     EpochSeeds,
     KeepBest,
     ProgressBar,
@@ -115,8 +117,6 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         rows, start = state["rows"], state["epochs_done"]
         train.set_epoch(start)
         baseline = math.inf
-        from inceptune import console
-
         console.info(f"Resuming {phase} after epoch {start} of {epochs}: its {start} finished epochs are not redone.")
     elif phase == "head":
         baseline = math.inf
@@ -147,7 +147,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
         train, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
         validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
         callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
-                   timer, *extra],
+                   timer, *extra, EpochHook(phase)],
     )
     if resume is None:  # without checkpointing, the rows come from Keras' history
         for i, epoch in enumerate(history.epoch):

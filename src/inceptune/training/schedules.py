@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import keras
 
-from inceptune.errors import UserError
-
-SCHEDULES = ("constant", "cosine", "step")
+from inceptune.settings.schema import SCHEDULES
 
 
 class Schedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -44,10 +42,8 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
 
 def learning_rate(rate: float, kind: str, epochs: int, steps_per_epoch: int, warmup_epochs: int = 0):
     """A float for a constant rate without warm-up, else a Schedule."""
-    if kind not in SCHEDULES:
-        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {kind}.")
-    if warmup_epochs < 0:
-        raise UserError(f"--warmup-epochs must be 0 or more, got {warmup_epochs}.")
+    if kind not in SCHEDULES:  # a bug: settings checked it
+        raise ValueError(f"unknown schedule {kind!r}")
     warmup_epochs = min(warmup_epochs, max(0, epochs - 1))
     if kind == "constant" and not warmup_epochs:
         return rate

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.metrics import log_loss
 
 from inceptune import console
-from inceptune.architectures.networks import ARCHITECTURES, build_network
+from inceptune.architectures.networks import build_network
 from inceptune.data.arrays import LUMINANCE, ArrayDataset, is_array_source, load_arrays, to_grayscale
 from inceptune.data.dataset import load_dataset
 from inceptune.data.pipeline import image_batches
@@ -25,36 +25,26 @@ from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.evaluation.metrics import as_probabilities
-from inceptune.runs import RunFolder
-from inceptune.training.callbacks import KeepBest, ProgressBar
-from inceptune.training.config import TrainConfig
+from inceptune.runs import RunContents, RunFolder
+from inceptune.settings import Settings
+from inceptune.settings.schema import WIDTH_ARCHITECTURES
+from inceptune.training.callbacks import EpochHook, KeepBest, ProgressBar
+from inceptune.training.result import TrainResult, default_out, say_results
 
-WIDTH_ARCHS = ("inception-v3", "mini-inception")
 # From scratch, validation loss is erratic for the first epochs while BatchNorm's moving statistics
 # catch up with the fast-changing weights; stopping after 3 epochs without progress stops too soon.
 SCRATCH_PATIENCE = 10
 
 
-def check_scratch_settings(c: TrainConfig) -> None:
-    if c.arch not in ARCHITECTURES:
-        raise UserError(f"Unknown architecture '{c.arch}'; expected one of {', '.join(ARCHITECTURES)}.")
-    if c.weights != "none":
-        raise UserError(f"--arch {c.arch} builds a network from scratch, so it needs --weights none "
-                        "(pretrained weights exist for the default Inception-v3 recipe, without --arch).")
-    if c.channels not in (1, 3):
-        raise UserError(f"--channels must be 1 (grayscale) or 3 (RGB), got {c.channels}.")
-    if c.width != 1.0 and c.arch not in WIDTH_ARCHS:
-        raise UserError(f"--width applies to {' and '.join(WIDTH_ARCHS)}, not to {c.arch}.")
-
-
-def load_scratch_data(c: TrainConfig) -> ArrayDataset:
+def load_scratch_data(s: Settings) -> ArrayDataset:
     """Arrays or a CSV as they are; a folder of images decoded and resized into memory."""
-    if is_array_source(c.data):
-        return load_arrays(c.data, c.val_split, c.test_split, c.seed)
-    dataset = load_dataset(c.data, c.val_split, c.test_split, c.seed, c.max_pixels)
+    d, size = s.data, s.recipe.image_size
+    if is_array_source(d.data):
+        return load_arrays(d.data, d.val_split, d.test_split, d.seed)
+    dataset = load_dataset(d.data, d.val_split, d.test_split, d.seed, d.max_pixels)
     records = dataset.records
-    images = np.zeros((len(records), c.image_size, c.image_size, 3), np.uint8)
-    for batch in image_batches([r.path for r in records], c.image_size, c.batch_size, c.max_pixels):
+    images = np.zeros((len(records), size, size, 3), np.uint8)
+    for batch in image_batches([r.path for r in records], size, s.recipe.batch_size, d.max_pixels):
         if batch.failures:
             index, reason = batch.failures[0]
             raise UserError(f"{records[index].path} could not be read ({reason}); it changed after the scan.")
@@ -64,11 +54,11 @@ def load_scratch_data(c: TrainConfig) -> ArrayDataset:
                         [{"path": s.path, "reason": s.reason} for s in dataset.skipped], [r.path for r in records])
 
 
-def build_scratch_model(c: TrainConfig, shape: tuple[int, int, int], classes: int) -> tuple[keras.Model, keras.Model]:
+def build_scratch_model(s: Settings, shape: tuple[int, int, int], classes: int) -> tuple[keras.Model, keras.Model]:
     """(network on (H, W, C) pixels 0-255, saved model on raw RGB pixels of any size); shared layers."""
-    keras.utils.set_random_seed(c.seed)
-    options = {"width": c.width} if c.arch in WIDTH_ARCHS else {}
-    network = build_network(c.arch, shape, classes, **options)
+    keras.utils.set_random_seed(s.data.seed)
+    options = {"width": s.scratch.width} if s.scratch.arch in WIDTH_ARCHITECTURES else {}
+    network = build_network(s.scratch.arch, shape, classes, **options)
     scale = keras.layers.Rescaling(1.0 / 255, name="scale")
     pixels = keras.Input(shape, name="pixels")
     trainable = keras.Model(pixels, network(scale(pixels)), name=f"{network.name}_on_pixels")
@@ -86,65 +76,67 @@ def build_scratch_model(c: TrainConfig, shape: tuple[int, int, int], classes: in
 class ScratchTrainer:
     """`train` with `--arch`: the run folder of a network trained from scratch."""
 
-    def __init__(self, config: TrainConfig):
-        self.config = config
+    def __init__(self, settings: Settings):
+        self.settings = settings
 
-    def run(self):
-        from inceptune.training.trainer import TrainResult, default_out, say_results, versions
-
-        c = self.config
-        check_scratch_settings(c)
-        data = load_scratch_data(c)
-        if data.images.shape[-1] != c.channels:
-            data.images = to_grayscale(data.images) if c.channels == 1 else np.repeat(data.images, 3, axis=-1)
-        run = RunFolder.create(c.out or default_out(c.data), overwrite=c.overwrite)
+    def run(self) -> TrainResult:
+        s = self.settings
+        data = load_scratch_data(s)
+        if data.images.shape[-1] != s.scratch.channels:
+            data.images = to_grayscale(data.images) if s.scratch.channels == 1 else np.repeat(data.images, 3, axis=-1)
+        run = RunFolder.create(s.run.out or default_out(s.data.data), overwrite=s.run.overwrite)
         console.info(f"Run folder: {run.path}")
         shape = tuple(int(v) for v in data.images.shape[1:])
-        trainable, saved = build_scratch_model(c, shape, len(data.classes))
-        console.info(f"Network: {c.arch}, input {shape[0]}x{shape[1]}x{shape[2]}, "
+        trainable, saved = build_scratch_model(s, shape, len(data.classes))
+        console.info(f"Network: {s.scratch.arch}, input {shape[0]}x{shape[1]}x{shape[2]}, "
                      f"{trainable.count_params():,} parameters, from scratch.")
-        history = fit_network(c, run, trainable, data)
-        metrics = {split: split_metrics(trainable, data, split, c.batch_size) for split in ("val", "test")}
+        history = fit_network(s, run, trainable, data)
+        metrics = {split: split_metrics(trainable, data, split, s.recipe.batch_size) for split in ("val", "test")}
+        contents = RunContents(saved, data.classes, "multiclass", s.as_dict(),
+                               {"image_size": shape[0], "input_shape": list(shape),
+                                "data_kind": "images" if data.paths else "arrays"},
+                               history, [{"path": p, "label": data.classes[int(y)], "split": split, "sha256": ""}
+                                         for p, y, split in zip(_paths(data), data.labels, data.splits)],
+                               data.summary())
+        run.write_finished(contents, metrics, lambda: self._report(run, trainable, data, metrics))
+        say_results(run.path, metrics)
+        if s.run.track:
+            from inceptune.tracking import log_run
 
-        run.save_model(saved)
-        run.write_json("labels.json", {"classes": data.classes, "task": "multiclass"})
-        run.write_json("config.json", {**c.as_dict(), "image_size": shape[0], "input_shape": list(shape),
-                                       "data_kind": "images" if data.paths else "arrays", "versions": versions()})
-        run.write_rows("history.csv", history)
-        run.write_rows("manifest.csv", [{"path": p, "label": data.classes[int(y)], "split": s, "sha256": ""}
-                                        for p, y, s in zip(_paths(data), data.labels, data.splits)])
-        run.write_json("dataset.json", data.summary())
-        split = "test" if metrics["test"] else "val" if metrics["val"] else None
-        if split:
-            mask = data.splits == split
-            records = [ImageRecord(p, data.classes[int(y)], "", split)
-                       for p, y in zip(np.array(_paths(data))[mask].tolist(), data.labels[mask])]
-            xs, _ = data.split(split)
-            probs = trainable.predict(xs.astype("float32"), verbose=0, batch_size=c.batch_size)
-            write_evaluation(run.path, records, data.classes, probs, folder=run, source=f"the {split} split",
-                             images=xs)
-            metrics["report"] = {"split": split}
-        run.write_json("metrics.json", metrics)
-        say_results(run, metrics)
+            log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
 
+    def _report(self, run: RunFolder, trainable: keras.Model, data: ArrayDataset, metrics: dict) -> dict | None:
+        split = "test" if metrics["test"] else "val" if metrics["val"] else None
+        if split is None:
+            return None
+        mask = data.splits == split
+        records = [ImageRecord(p, data.classes[int(y)], "", split)
+                   for p, y in zip(np.array(_paths(data))[mask].tolist(), data.labels[mask])]
+        xs, _ = data.split(split)
+        probs = trainable.predict(xs.astype("float32"), verbose=0, batch_size=self.settings.recipe.batch_size)
+        write_evaluation(run.path, records, data.classes, probs, folder=run, source=f"the {split} split", images=xs)
+        return {"report": {"split": split}}
 
-def fit_network(c: TrainConfig, run: RunFolder, trainable: keras.Model, data: ArrayDataset) -> list[dict]:
+
+def fit_network(s: Settings, run: RunFolder, trainable: keras.Model, data: ArrayDataset) -> list[dict]:
     """Adam on the training arrays; early stopping and the weights of the best validation epoch."""
-    trainable.compile(optimizer=keras.optimizers.Adam(c.learning_rate), loss="sparse_categorical_crossentropy",
+    r = s.recipe
+    trainable.compile(optimizer=keras.optimizers.Adam(r.learning_rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     (x, y), (xv, yv) = data.split("train"), data.split("val")
     validation = (xv.astype("float32"), yv) if len(yv) else None
     monitor = "val_loss" if validation else "loss"
     keep = KeepBest(monitor, float("inf"))
-    callbacks = [ProgressBar("Training", c.epochs, int(np.ceil(len(y) / c.batch_size))), keep,
-                 keras.callbacks.EarlyStopping(monitor=monitor, patience=max(c.patience, SCRATCH_PATIENCE))]
-    if c.tensorboard:
+    callbacks = [ProgressBar("Training", r.epochs, int(np.ceil(len(y) / r.batch_size))), keep,
+                 keras.callbacks.EarlyStopping(monitor=monitor, patience=max(r.patience, SCRATCH_PATIENCE)),
+                 EpochHook("scratch")]
+    if s.run.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run.file("tensorboard") / "scratch"), write_graph=False))
-    history = trainable.fit(x.astype("float32"), y, batch_size=c.batch_size, epochs=c.epochs, shuffle=True,
+    history = trainable.fit(x.astype("float32"), y, batch_size=r.batch_size, epochs=r.epochs, shuffle=True,
                             validation_data=validation, verbose=0, callbacks=callbacks)
     return [{"phase": "scratch", "epoch": e + 1, **{k: float(v[e]) for k, v in history.history.items()},
-             "learning_rate": c.learning_rate, "kept": keep.best_epoch == e} for e in range(len(history.epoch))]
+             "learning_rate": r.learning_rate, "kept": keep.best_epoch == e} for e in range(len(history.epoch))]
 
 
 def split_metrics(model: keras.Model, data: ArrayDataset, split: str, batch_size: int) -> dict | None:

@@ -1,5 +1,8 @@
-"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, the model's outputs out
-(callers turn them into class probabilities, `models.classifier.class_probabilities`)."""
+"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, the model's raw outputs out.
+
+Callers turn outputs into class probabilities (`models.classifier.class_probabilities`).
+Exports live in RUN/export/<format>[-<quantize>]/ (deploy/export.py writes them).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ import numpy as np
 
 from inceptune.errors import UserError
 
+DEFAULT_RUNTIME = "auto"  # the fastest FP32 export present whose runtime is installed, else Keras
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
 AUTO_ORDER = ("openvino", "onnx")  # fastest first on CPUs (see BENCHMARKS.md); auto never picks a quantized one
+FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 
 
 def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -30,9 +35,7 @@ def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]
         compiled = ov.Core().compile_model(str(artefact), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return lambda x: compiled(np.asarray(x, np.float32))[0]
     if fmt == "litert":
-        import tensorflow as tf
-
-        interpreter = tf.lite.Interpreter(model_path=str(artefact))
+        interpreter = _litert_interpreter(artefact)
 
         def run(x):
             inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -51,8 +54,23 @@ def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]
     raise UserError(f"Unknown format '{fmt}'.")
 
 
-def run_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
-    """(name, infer) for `runtime` from RUN/export/, or None for Keras itself.
+def _litert_interpreter(artefact: Path):
+    """LiteRT's own interpreter (ai-edge-litert) where installed; TensorFlow's tf.lite, deprecated, otherwise."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # tf.lite.Interpreter says it is deprecated in favour of ai-edge-litert
+            warnings.simplefilter("ignore")
+            return tf.lite.Interpreter(model_path=str(artefact))
+    return Interpreter(model_path=str(artefact))
+
+
+def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
+    """(name, infer) for `runtime` from RUN/export/, or None when Keras itself answers.
 
     `auto` takes the fastest export present whose runtime is installed, else Keras.
     """
@@ -62,11 +80,9 @@ def run_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray
     if runtime != "auto" and (fmt not in EXPORTED or quantize not in ("", "fp16", "int8")):
         raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)} (or a quantized export such as onnx-int8), "
                         f"got {runtime}.")
-    from inceptune.deploy.export import FILES
-
     for name in (AUTO_ORDER if runtime == "auto" else (runtime,)):
         fmt = name.partition("-")[0]
-        artefact = run_path / "export" / name / FILES[fmt]
+        artefact = Path(run_path) / "export" / name / FILES[fmt]
         if not artefact.exists():
             if runtime != "auto":
                 how = f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")

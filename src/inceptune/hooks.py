@@ -1,0 +1,58 @@
+"""Named points in long work, where tests (and tools) can act at a known moment.
+
+Code calls `reached(event)` at a point worth naming: a feature vector
+written to the cache, an epoch finished, a run-folder file written, a model
+loaded. Two things can listen:
+
+- `listen(event, fn)`: a callback in this process (a test counts model loads).
+- the environment variable INCEPTUNE_SIGNAL_AT="EVENT:N:SIGNAL" (e.g.
+  "feature_cached:8:INT"): the process sends itself SIGNAL when EVENT is
+  reached for the N-th time. Interrupt tests use it to press Ctrl-C at an
+  exact point of a real run instead of racing a file count.
+
+Events: feature_cached, epoch_end, run_file_written, model_loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+
+SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
+
+_listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
+_counts: Counter = Counter()
+
+
+def reached(event: str, **details) -> None:
+    """Mark that `event` happened (with `details` for listeners)."""
+    for fn in list(_listeners.get(event, ())):
+        fn(details)
+    spec = os.environ.get(SIGNAL_ENV)
+    if not spec:
+        return
+    name, _, rest = spec.partition(":")
+    if name != event:
+        return
+    count, _, signame = rest.partition(":")
+    _counts[event] += 1
+    if _counts[event] == int(count):
+        os.kill(os.getpid(), getattr(signal, f"SIG{signame or 'INT'}"))
+
+
+def reset() -> None:
+    """Start counting events afresh (each command counts from its own start)."""
+    _counts.clear()
+
+
+@contextlib.contextmanager
+def listen(event: str, fn: Callable[[dict], None]) -> Iterator[None]:
+    """Call `fn(details)` every time `event` is reached inside the block."""
+    _listeners[event].append(fn)
+    try:
+        yield
+    finally:
+        _listeners[event].remove(fn)

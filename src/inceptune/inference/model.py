@@ -1,0 +1,202 @@
+"""One object for a trained run: `inceptune.load(RUN)` answers predict, probabilities, explain and evaluate.
+
+    model = inceptune.load("runs/flowers", runtime="auto")
+    model.classes                       class names, in output order
+    model.predict(["rose.jpg"], top=3)  ranked classes per image (what `inceptune predict --json` prints)
+    model.predict_proba(inputs)         a (N, classes) array, and the inputs that failed and why
+    model.explain("rose.jpg")           a Grad-CAM heatmap and the model's probabilities
+    model.evaluate()                    metrics, plots and report.html on the run's test split, or on a folder
+
+The runtime is chosen once, when the run is loaded: an export of the run
+(ONNX, OpenVINO, ...; see inference/runtimes.py) or Keras. The Keras model is
+loaded only when Keras answers or Grad-CAM is asked for, and then once.
+`predict` and `evaluate` (the functions) keep the last runs they loaded, so
+calling them again does not load the model again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inceptune import console
+from inceptune.data.images import load_image
+from inceptune.data.pipeline import resize_image
+from inceptune.errors import ImageError, UserError
+from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
+from inceptune.inference.gradcam import GradCam
+from inceptune.inference.inputs import expand_inputs
+from inceptune.inference.ranking import rank_classes, run_batches
+from inceptune.inference.runtimes import DEFAULT_RUNTIME, find_runtime
+from inceptune.inference.tta import with_tta
+from inceptune.models.classifier import class_probabilities
+from inceptune.runs import RunFolder
+
+MULTILABEL_THRESHOLD = 0.5  # a label is predicted when its sigmoid reaches this
+
+
+@dataclass
+class Probabilities:
+    paths: list[str]  # the inputs that could be read, in input order
+    values: np.ndarray  # (len(paths), classes): softmax rows, or one sigmoid per label when multi-label
+    failed: dict[str, str]  # input -> why it could not be read
+
+
+class TrainedModel:
+    """A run folder's classifier, loaded once, on the runtime chosen when loading.
+
+    Args:
+        run: a run folder written by `train`.
+        runtime: auto (the fastest FP32 export present, else Keras), keras, onnx, openvino, or a
+            quantized export such as onnx-int8.
+        unsafe: load a model that carries Python code (a Lambda layer); only for trusted files.
+    """
+
+    def __init__(self, run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False):
+        self.folder = RunFolder.open(run)
+        self.classes = self.folder.classes
+        self.task = self.folder.task
+        self.image_size = self.folder.image_size
+        self._unsafe, self._keras, self._gradcams = unsafe, None, {}
+        chosen = find_runtime(self.folder.path, runtime)
+        if chosen is None:
+            self.runtime = "keras"
+            self._raw = self.keras_model.predict_on_batch  # loaded now: a refused model fails here, not later
+        else:
+            self.runtime, exported = chosen
+            console.info(f"Runtime: {self.runtime} ({self.folder.path / 'export' / self.runtime})")
+            self._raw = lambda x: exported(self._at_size(x))
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
+
+    @property
+    def keras_model(self):
+        """model.keras, loaded on first use."""
+        if self._keras is None:
+            self._keras = self.folder.load_model(self._unsafe)
+        return self._keras
+
+    @property
+    def explainable(self) -> bool:
+        """Grad-CAM needs the pretrained recipe's Inception-v3 base (a network from scratch has no blocks)."""
+        config = self.folder.config
+        return not config.get("scratch", config).get("arch")
+
+    def batch(self, images) -> np.ndarray:
+        """Decoded RGB images of any sizes as one (N, S, S, 3) batch at the run's size, resized as model.keras does."""
+        return np.stack([resize_image(image, self.image_size) for image in images])
+
+    def _at_size(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels at the run's image size: exported models take no other."""
+        return pixels if pixels.shape[1:3] == (self.image_size,) * 2 else self.batch(pixels)
+
+    # === Answers ===
+
+    def infer(self, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
+        """Class probabilities (N, classes) of decoded RGB pixels (N, H, W, 3) in 0..255, any size."""
+        return with_tta(lambda x: class_probabilities(self._raw(x), self.multilabel), tta)(pixels)
+
+    def predict_proba(self, inputs, batch_size: int = 32, tta: int = 1) -> Probabilities:
+        """Probabilities of image files and folders; the inputs that could not be read are in `failed`."""
+        paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
+        rows = run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), lambda p: {"p": p})
+        read = [r for r in rows if "error" not in r]
+        values = np.array([r["p"] for r in read], dtype=np.float64).reshape(len(read), len(self.classes))
+        return Probabilities([r["path"] for r in read], values, {r["path"]: r["error"] for r in rows if "error" in r})
+
+    def predict(self, inputs, top: int = 5, batch_size: int = 32, tta: int = 1) -> list[dict]:
+        """One dict per image, in input order: `path`, `top` (a list of `{"label", "probability"}`),
+        `probabilities` (every class), `labels` (multi-label: every label at or above 0.5), or `error`."""
+        paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
+
+        def describe(probs: np.ndarray) -> dict:
+            result = rank_classes(self.classes, probs, top)
+            if self.multilabel:  # independent yes/no answers
+                result["labels"] = [c for c, p in zip(self.classes, probs) if p >= MULTILABEL_THRESHOLD]
+            return result
+
+        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), describe)
+
+    def explain(self, image, class_name: str | None = None, block: str = "mixed10") -> dict:
+        """Grad-CAM of one image (a path or RGB pixels): `heatmap` (H, W) in [0, 1] at the image's size,
+        the explained `class` and its `probability`, and every class's `probabilities`."""
+        if class_name is not None and class_name not in self.classes:
+            raise UserError(f"Unknown class '{class_name}'; the model knows {', '.join(self.classes)}.")
+        try:
+            pixels = image if isinstance(image, np.ndarray) else load_image(image)
+        except ImageError as exc:
+            raise UserError(f"{image} cannot be explained: {exc.reason}.") from None
+        if block not in self._gradcams:
+            self._gradcams[block] = GradCam(self.keras_model, self.image_size, block)
+        index = None if class_name is None else self.classes.index(class_name)
+        heatmap, probs = self._gradcams[block](pixels, index)
+        index = int(np.argmax(probs)) if index is None else index
+        return {"class": self.classes[index], "probability": float(probs[index]), "heatmap": heatmap,
+                "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
+
+    def evaluate(self, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1) -> dict:
+        """Metrics (scikit-learn), plots and a report on the run's `split`, or on a folder of the same classes."""
+        records, source, target = evaluation_records(self.folder, data, split)
+        proba = self.predict_proba([r.path for r in records], batch_size, tta)
+        kept = [r for r in records if r.path not in proba.failed]
+        if not kept:
+            raise UserError(f"None of the images in {source} could be read.")
+        return write_evaluation(target, kept, self.classes, proba.values, folder=self.folder, source=source,
+                                extra={"tta": tta, "runtime": self.runtime, "unreadable": list(proba.failed)})
+
+
+def load(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> TrainedModel:
+    """Load a run folder's model once, for any number of predictions.
+
+    Examples:
+        >>> model = inceptune.load("runs/flowers")
+        >>> model.predict(["rose.jpg"], top=2)
+        [{'path': 'rose.jpg', 'top': [{'label': 'roses', 'probability': 0.97}, ...], ...}]
+        >>> model.predict_proba("more_photos/").values.shape
+        (40, 5)
+    """
+    return TrainedModel(run, runtime=runtime, unsafe=unsafe)
+
+
+_RECENT: OrderedDict = OrderedDict()  # the last runs the functions below loaded
+_RECENT_SIZE = 2
+
+
+def recent(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> TrainedModel:
+    """A loaded run, reused while its model file and exports are unchanged."""
+    path = Path(run).resolve()
+    stamps = tuple(p.stat().st_mtime_ns for p in (path / "model.keras", path / "export") if p.exists())
+    key = (str(path), runtime, unsafe, stamps)
+    if key not in _RECENT:
+        _RECENT[key] = load(run, runtime, unsafe)
+        while len(_RECENT) > _RECENT_SIZE:
+            _RECENT.popitem(last=False)
+    _RECENT.move_to_end(key)
+    return _RECENT[key]
+
+
+def predict(run: str, inputs, top: int = 5, batch_size: int = 32, tta: int = 1, unsafe: bool = False,
+            runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+    """Classify images with the model of a run folder; see `TrainedModel.predict`.
+
+    Examples:
+        >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
+        [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}, ...], ...}]
+    """
+    return recent(run, runtime, unsafe).predict(inputs, top=top, batch_size=batch_size, tta=tta)
+
+
+def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1,
+             unsafe: bool = False, runtime: str = DEFAULT_RUNTIME) -> dict:
+    """Metrics of a run's model on its held-out `split` or on a labelled folder; see `TrainedModel.evaluate`.
+
+    Examples:
+        >>> m = inceptune.evaluate("runs/flowers")
+        >>> m["accuracy"], m["roc_auc"], m["confusion_matrix"]
+    """
+    return recent(run, runtime, unsafe).evaluate(data, split=split, batch_size=batch_size, tta=tta)

@@ -1,0 +1,37 @@
+"""Images in batches through a model, and each image's answer ranked: shared by every predictor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from inceptune import console
+from inceptune.data.pipeline import image_batches
+
+
+def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
+    """One image's result: the `top` classes by probability, and every class's probability."""
+    order = np.argsort(-probs, kind="stable")[: max(1, top)]
+    return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
+            "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+
+
+def run_batches(paths: list[str], image_size: int, batch_size: int, infer: Callable[[np.ndarray], np.ndarray],
+                describe: Callable[[np.ndarray], dict]) -> list[dict]:
+    """Decode `paths` in parallel, run `infer` on batches, and `describe` each row of its output.
+
+    One dict per path, in order: `path` and what `describe` returns, or `path` and `error`.
+    """
+    results: list[dict | None] = [None] * len(paths)
+    with console.progress("Predicting", total=len(paths)) as advance:
+        for batch in image_batches(paths, image_size, batch_size):
+            for index, reason in batch.failures:
+                results[index] = {"path": paths[index], "error": reason}
+                console.warn(f"skipped {paths[index]}: {reason}")
+            if batch.positions:
+                outputs = infer(batch.images)
+                for row, index in enumerate(batch.positions):
+                    results[index] = {"path": paths[index], **describe(outputs[row])}
+            advance(len(batch.positions) + len(batch.failures))
+    return results

@@ -1,0 +1,94 @@
+"""A run stopped at known points: Ctrl-C and SIGTERM exit 130 with one line, SIGKILL corrupts nothing,
+and everything finished is kept for the rerun.
+
+The run sends the signal to itself at an exact point (inceptune/hooks.py,
+INCEPTUNE_SIGNAL_AT): no test waits for files to appear or races a process.
+Ctrl-C and SIGTERM go through the same entry point as the installed command,
+in this process; the cases that need a process of their own run as one:
+SIGKILL, and Ctrl-C in a child started with SIGINT ignored (as a shell's
+background job or a test runner may start it), in phase 2 on images, where
+Keras' worker threads must not keep the process alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_color_dataset, run_cli
+from inceptune.hooks import SIGNAL_ENV
+
+ARGS = ["--weights", "none", "--image-size", "75", "--batch-size", "4", "--epochs", "2", "--fine-tune-epochs", "2",
+        "--test-split", "0", "--no-tensorboard"]
+ONLINE = ["--augment", "light", "--aug-views", "1"]  # phase 2 on images decoded by Keras' worker threads
+# Where the signal lands: a hooks event and its count (the 2 head epochs come before the fine-tune epochs),
+# extra arguments, and whether the run gets a process of its own.
+POINTS = {
+    "Ctrl-C in extraction": ("feature_cached:5:INT", [], False),
+    "SIGTERM in a head epoch": ("epoch_end:1:TERM", [], False),
+    "Ctrl-C in a fine-tune epoch": ("epoch_end:3:INT", [], False),
+    "Ctrl-C writing the run folder": ("run_file_written:3:INT", [], False),
+    "Ctrl-C in a fine-tune epoch on images, SIGINT ignored by the parent": ("epoch_end:3:INT", ONLINE, True),
+    "SIGKILL in extraction": ("feature_cached:5:KILL", [], True),
+    "SIGKILL writing the run folder": ("run_file_written:1:KILL", [], True),
+}
+RERUN = ("Ctrl-C in extraction", "SIGKILL writing the run folder")
+
+
+@pytest.fixture(scope="module")
+def colors(tmp_path_factory):
+    return make_color_dataset(tmp_path_factory.mktemp("interrupts") / "data", per_class=10)
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _nothing_corrupt(run: Path, cache: Path) -> None:
+    import keras
+
+    entries = list(cache.rglob("*.npy"))
+    assert len(entries) >= 5 and all(np.load(e).size > 0 for e in entries)  # each entry whole, or absent
+    assert not list(cache.rglob(".*tmp*")) and not list(run.glob(".*tmp*"))
+    for path in run.glob("*.json"):
+        json.loads(path.read_text())
+    if (run / "model.keras").exists():
+        keras.saving.load_model(run / "model.keras", compile=False)
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_a_run_stopped_at_any_point_keeps_finished_work_and_a_rerun_finishes(colors, tmp_path, point):
+    at, extra, own_process = POINTS[point]
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["train", str(colors), "--out", str(run), *ARGS, *extra]
+    env = {"INCEPTUNE_CACHE": str(cache), SIGNAL_ENV: at}
+    if own_process:
+        proc = subprocess.run([sys.executable, "-m", "inceptune", *args], env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=300, preexec_fn=_ignore_sigint)
+    else:
+        proc = run_cli(*args, env=env)
+    if at.endswith("KILL"):
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    else:
+        assert proc.returncode == 130, proc.stderr[-3000:]
+        lines = proc.stderr.strip().splitlines()
+        assert lines[-1].startswith("interrupted: finished work is kept") and "Traceback" not in proc.stderr
+    assert not (run / "metrics.json").exists()  # the run is unfinished, and says so
+    _nothing_corrupt(run, cache)
+    if "fine-tune epoch" in point:  # phase 1 and the first fine-tune epoch are checkpointed
+        state = json.loads((run / "checkpoint" / "state.json").read_text())
+        assert state["phase"] == "fine-tune" and state["epochs_done"] == 1 and len(state["earlier_rows"]) == 2
+    if point in RERUN:  # the rerun finishes, computing only what is missing
+        again = run_cli(*args, env={"INCEPTUNE_CACHE": str(cache)})
+        assert again.returncode == 0, again.stderr
+        _nothing_corrupt(run, cache)
+        features = json.loads((run / "metrics.json").read_text())["phase1"]["features"]
+        expected = 5 if "extraction" in point else 20
+        assert features["from_cache"] == expected and features["computed"] == 20 - expected
