@@ -39,7 +39,7 @@ def main() -> None:
         start = time.perf_counter()
         cv = inceptune.cross_validate(data, folds=args.folds, out=f"{tmp}/cv", **settings)
         cv_seconds = time.perf_counter() - start
-    acc = cv["summary"]["accuracy"]
+    acc = cv.summary["accuracy"]
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
         "data": data, "image_size": args.image_size, "folds": args.folds,
@@ -48,7 +48,7 @@ def main() -> None:
         "ratio_cv_over_train": round(cv_seconds / train_seconds, 2),
         "train_test_accuracy": trained.metrics["test"]["accuracy"] if trained.metrics.get("test") else None,
         "cv_accuracy_mean": round(acc["mean"], 4), "cv_accuracy_std": round(acc["std"], 4),
-        "fine_tune_epochs_run_per_fold": [f["fine_tune_epochs_run"] for f in cv["per_fold"]],
+        "fine_tune_epochs_run_per_fold": [f["fine_tune_epochs_run"] for f in cv.per_fold],
         "train_fine_tune_epochs_run": trained.metrics["phase2"]["epochs_run"],
     }
     print(f"train (cold cache): {train_seconds:.1f}s   cv {args.folds} folds (warm cache): {cv_seconds:.1f}s   "

@@ -28,6 +28,12 @@ import inceptune  # noqa: E402
 
 inceptune._import_tensorflow_quietly()
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject.toml): two workers on a 2-core machine, at most four anywhere, since every
+    worker holds TensorFlow and the session's trained runs (a few GB)."""
+    return max(2, min(4, os.cpu_count() or 1))
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_WEIGHTS = SHARED / "weights" / "inception_v3_imagenet2015_partial_notop.weights.h5"
 HYMENOPTERA = SHARED / "datasets" / "hymenoptera"

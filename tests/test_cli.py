@@ -16,12 +16,13 @@ def test_missing_path_single_class_and_no_images_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()  # a rejected dataset leaves no empty run folder behind
 
 
-def test_bad_settings_exit_2(tmp_path):
+def test_bad_settings_and_runs_exit_2(tmp_path):
+    # Every setting's checks: test_settings.py. Here, the command as a user meets it.
     make_color_dataset(tmp_path / "data", per_class=4)
     out = one_sentence_error(run_cli("train", str(tmp_path / "data"), "--image-size", "32", "--weights", "none"))
-    assert "at least 75" in out
+    assert "--image-size must be at least 75 for InceptionV3, got 32." in out
     out = one_sentence_error(run_cli("train", str(tmp_path / "data"), "--unfreeze-from", "mixed12", "--weights", "none"))
-    assert "Unknown block" in out
+    assert "The 'unfreeze_from' setting (--unfreeze-from) must be a str among {'mixed0'," in out and "'mixed12'" in out
     assert "not a finished inceptune run" in one_sentence_error(run_cli("predict", str(tmp_path), str(tmp_path)))
 
 

@@ -75,15 +75,16 @@ def test_the_folded_serving_model_equals_the_saved_model(flowers_run):
 
 
 def test_an_int8_export_meets_its_stated_tolerance_and_predicts(exported_run, small_flowers):
+    if not (exported_run / "export" / "onnx").is_dir():
+        assert run_cli("export", str(exported_run), "--format", "onnx").returncode == 0
     proc = run_cli("export", str(exported_run), "--format", "onnx", "--quantize", "int8")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((exported_run / "export" / "onnx-int8" / "export.json").read_text())
     assert report["quantize"] == "int8" and report["tolerance"] == 0.15
     assert report["max_abs_diff"] <= 0.15 and report["decisive_top1_agreement"] == 1.0
-    fp32 = json.loads((exported_run / "export" / "onnx" / "export.json").read_text()) \
-        if (exported_run / "export" / "onnx").is_dir() else None
-    if fp32:
-        assert report["bytes"] < 0.6 * fp32["bytes"]  # int8 weights: about a quarter of FP32, plus scales
+    fp32 = json.loads((exported_run / "export" / "onnx" / "export.json").read_text())
+    assert report["quantized_from"] == fp32["path"] and report["model_sha256"] == fp32["model_sha256"]
+    assert report["bytes"] < 0.6 * fp32["bytes"]  # int8 weights: about a quarter of FP32, plus scales
     images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::10]]
     results = inceptune.predict(str(exported_run), images, runtime="onnx-int8")
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in results)

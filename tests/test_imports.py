@@ -96,3 +96,11 @@ def test_the_layers_do_not_reach_back_up_the_chain():
                                                            "inceptune.cli", "inceptune.inference.model"))]
             assert not upward, (module, upward)
     assert not [m for m in graph["inceptune.inference.model"] if m.startswith("inceptune.deploy")]
+
+
+def test_every_module_imports():
+    import importlib
+
+    for name in sorted(import_graph()):
+        if not name.endswith("__main__"):  # running it would start the command
+            importlib.import_module(name)

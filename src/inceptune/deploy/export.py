@@ -3,7 +3,8 @@
     model.keras -> serving_model (fixed-size pixels in: no resize layer; the head's
                    feature standardisation folded into its first Dense layer)
         -> saved_model | onnx | openvino | litert   (keras.Model.export)
-        -> optionally quantized (fp16 | int8, deploy/quantize.py)
+        -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
+           is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32), same top-1
            (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py)
         -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
@@ -19,8 +20,10 @@ Dense(W / s, b - (m / s) W), exact up to rounding.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -36,6 +39,7 @@ from inceptune.errors import ImageError, UserError
 from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.parts import model_parts
+from inceptune.models.weights import file_fingerprint
 from inceptune.runs import RunFolder
 
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
@@ -88,6 +92,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     folder = RunFolder.open(run)
     image_size = folder.image_size
     model = folder.load_model()
+    digest = file_fingerprint(folder.model_path)
+    reuse = _checked_fp32(folder, fmt, digest) if quantize and fmt != "litert" else None
     name = fmt if quantize is None else f"{fmt}-{quantize}"
     target = Path(out) if out else folder.path / "export" / name
     if target.exists():
@@ -97,15 +103,19 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
     start = time.perf_counter()
     try:
-        serving = serving_model(model, image_size)
-        serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
-        fp32 = artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt]
-        fp32.parent.mkdir(exist_ok=True)
-        options = litert_options(quantize, calibration) if fmt == "litert" else {}
-        serving.export(str(fp32), format=KERAS_FORMAT[fmt], verbose=False, **options)
+        fp32 = reuse or (artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt])
+        if reuse is None:  # convert; a quantized variant starts from the run's checked FP32 export when there is one
+            fp32.parent.mkdir(exist_ok=True)
+            serving = serving_model(model, image_size)
+            serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
+            options = litert_options(quantize, calibration) if fmt == "litert" else {}
+            with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object, which NumPy 2 warns about
+                warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
+                serving.export(str(fp32), format=KERAS_FORMAT[fmt], verbose=False, **options)
         if fp32 != artefact:
             quantize_file(fmt, quantize, fp32, artefact, calibration)
-            shutil.rmtree(fp32.parent)
+            if reuse is None:
+                shutil.rmtree(fp32.parent)
     except ImportError as exc:
         shutil.rmtree(target)
         raise UserError(f"Exporting to {fmt} needs {exc.name or 'an extra package'}: "
@@ -127,7 +137,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
               "bytes": sum(f.stat().st_size for f in target.rglob("*") if f.is_file()),
               "images_checked": len(pixels), "max_abs_diff": diff, "tolerance": tolerance,
               "top1_agreement": agree, "decisive_images": int(clear.sum()), "decisive_top1_agreement": clear_agree,
-              "seconds": round(seconds, 1)}
+              "seconds": round(seconds, 1), "model_sha256": digest,
+              **({"quantized_from": str(reuse)} if reuse else {})}
     if diff > tolerance or clear_agree < 1.0:
         shutil.rmtree(target)
         raise UserError(f"The {name} export differs from Keras (max probability difference {diff:.2e} against "
@@ -139,6 +150,17 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
                  f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
                  f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
     return report
+
+
+def _checked_fp32(folder: RunFolder, fmt: str, digest: str) -> Path | None:
+    """RUN/export/FMT's file when it is a parity-checked FP32 export of this very model.keras, else None."""
+    base = folder.path / "export" / fmt
+    try:
+        report = json.loads((base / "export.json").read_text())
+    except (OSError, ValueError):
+        return None
+    fresh = report.get("quantize") is None and report.get("model_sha256") == digest
+    return base / FILES[fmt] if fresh and (base / FILES[fmt]).is_file() else None
 
 
 def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:

@@ -7,14 +7,17 @@ standard one: equal-width confidence bins, weighted by their share of images).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
-    balanced_accuracy_score,
     classification_report,
     confusion_matrix,
     log_loss,
+    recall_score,
     roc_auc_score,
     top_k_accuracy_score,
 )
@@ -45,7 +48,10 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
     metrics = {
         "images": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        # The mean recall of the classes present (scikit-learn's balanced accuracy, told the labels, so that
+        # an evaluation folder holding one class is not a warning).
+        "balanced_accuracy": float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro",
+                                                zero_division=0)),
         "macro_precision": float(macro["precision"]),
         "macro_recall": float(macro["recall"]),
         "macro_f1": float(macro["f1-score"]),
@@ -116,9 +122,15 @@ def _average_precision(y_true, probs, labels) -> float:
 
 
 def _defined(compute) -> float | None:
-    """The metric, or None where the labels at hand leave it undefined (e.g. AUC with one class present)."""
+    """The metric, or None where the labels at hand leave it undefined (e.g. AUC with one class present).
+
+    scikit-learn warns before it returns NaN for those; the None reports it, so the warning is not repeated.
+    """
     try:
-        value = float(compute())
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
+            warnings.filterwarnings("ignore", message="No positive class found in y_true")
+            value = float(compute())
     except ValueError:
         return None
     return None if np.isnan(value) else value

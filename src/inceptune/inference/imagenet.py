@@ -14,7 +14,7 @@ import numpy as np
 
 from inceptune.errors import UserError
 from inceptune.inference.inputs import expand_inputs
-from inceptune.inference.predict import run_batches
+from inceptune.inference.ranking import run_batches
 from inceptune.models.backbone import load_inception_v3
 from inceptune.models.weights import resolve_weights
 

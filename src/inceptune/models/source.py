@@ -27,7 +27,7 @@ import keras
 from inceptune import console
 from inceptune.errors import UserError
 from inceptune.models.parts import ModelParts, model_parts
-from inceptune.models.weights import Weights, _fingerprint
+from inceptune.models.weights import Weights, file_fingerprint
 from inceptune.runs import load_keras_model
 
 CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
@@ -61,7 +61,7 @@ def load_source(spec: str, classes: list[str], cache_root: Path, unsafe: bool = 
         model = load_keras_model(path, unsafe)
         kind = "Keras model"
     source_classes = json.loads(labels.read_text())["classes"] if labels and labels.is_file() else None
-    fingerprint = _fingerprint(path.resolve())
+    fingerprint = file_fingerprint(path.resolve())
     target = Path(cache_root).expanduser() / "from" / f"{fingerprint[:24]}.weights.h5"
     base = _inception_base(model, spec)
     if not target.is_file():

@@ -66,7 +66,7 @@ def resolve_weights(spec: str = "imagenet", include_top: bool = False) -> Weight
                     f"{ENV_VAR} points to {local}, which is not a file; set it to a local InceptionV3 "
                     "weights file or pass --weights PATH."
                 )
-            return Weights("imagenet", path.resolve(), _fingerprint(path.resolve()))
+            return Weights("imagenet", path.resolve(), file_fingerprint(path.resolve()))
         return _download_keras_weights(include_top)
     path = Path(spec).expanduser()
     if not path.is_file():
@@ -74,7 +74,7 @@ def resolve_weights(spec: str = "imagenet", include_top: bool = False) -> Weight
             f"The weights file {spec} does not exist; pass --weights PATH to an InceptionV3 weights file, "
             f"--weights imagenet, or --weights none."
         )
-    return Weights(spec, path.resolve(), _fingerprint(path.resolve()))
+    return Weights(spec, path.resolve(), file_fingerprint(path.resolve()))
 
 
 def _download_keras_weights(include_top: bool) -> Weights:
@@ -101,6 +101,7 @@ def _fingerprint_cached(path: str, size: int, mtime_ns: int) -> str:
     return "sha256-" + digest.hexdigest()
 
 
-def _fingerprint(path: Path) -> str:
+def file_fingerprint(path: Path) -> str:
+    """sha256-... of a file's content (remembered while its size and modification time stay the same)."""
     stat = path.stat()
     return _fingerprint_cached(str(path), stat.st_size, stat.st_mtime_ns)
