@@ -397,12 +397,14 @@ def _run() -> None:
     try:
         app()
     except UserError as exc:
+        console.stop_progress()  # a bar left on screen would be drawn again after the message
         console.console.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if exc.errno not in _DISK_ERRORS:
             raise
         where = f" {exc.filename}" if exc.filename else ""
+        console.stop_progress()
         console.console.print(f"error: cannot write{where}: {exc.strerror}; finished work is kept, free space "
                               "or choose another folder and rerun.", style="bold red", markup=False, highlight=False)
         sys.exit(2)
