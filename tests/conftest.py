@@ -23,6 +23,10 @@ os.environ["INCEPTUNE_CACHE"] = str(_SESSION_TMP / "cache")
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ.pop("INCEPTUNE_WEIGHTS", None)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: each gets its share, and its children too
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    for _var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_var, _share)
 
 import inceptune  # noqa: E402
 

@@ -18,24 +18,25 @@ def _train(data, out, **settings):
 
 
 def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenoptera, tmp_path):
-    first = _train(small_hymenoptera, tmp_path / "aug", augment="default", aug_views=2, test_split=0.0)
+    first = _train(small_hymenoptera, tmp_path / "aug", augment="default", aug_views=2, test_split=0.0, image_size=75)
     aug = first.metrics["phase1"]["augmentation"]
     train_images = 30 * 2  # small_hymenoptera: 30 per class in train/
     assert aug["base_passes_per_train_image"] == 3 and aug["params"]["rotation"] == 20
     assert aug["view_passes_computed"] == 2 * train_images and aug["view_passes_from_cache"] == 0
-    again = _train(small_hymenoptera, tmp_path / "aug-again", augment="default", aug_views=2, test_split=0.0)
+    again = _train(small_hymenoptera, tmp_path / "aug-again", augment="default", aug_views=2, test_split=0.0,
+                   image_size=75)
     assert again.metrics["phase1"]["augmentation"]["view_passes_from_cache"] == 2 * train_images
     assert again.metrics["phase1"]["augmentation"]["view_passes_computed"] == 0
     # The views really are different images: their cached features differ from the originals'.
     from inceptune.data.dataset import read_manifest
-    from inceptune.features.cache import FeatureCache, default_cache_dir
+    from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
     from inceptune.features.extract import POOLED
+    from inceptune.models.weights import resolve_weights
     from inceptune.training.augment import view_records
     from inceptune.training.policies import resolve_policy
 
     records = [r for r in read_manifest(first.run / "manifest.csv") if r.split == "train"]
-    spaces = [json.loads(p.read_text()) for p in default_cache_dir().glob("*/space.json")]
-    cache = FeatureCache(default_cache_dir(), next(s for s in spaces if s["image_size"] == SMALL_SIZE))
+    cache = FeatureCache(default_cache_dir(), feature_space(resolve_weights(str(SHARED_WEIGHTS)), 75))
     views = view_records(records, resolve_policy("default"), 2, 1337)
     original = cache.get(POOLED, records[0].sha256)
     first_view, second_view = (cache.get(POOLED, view[0].sha256) for view in views)
@@ -74,7 +75,7 @@ def test_a_legacy_h5_saved_the_seeds_way_trains_further_on_other_classes(small_h
     seeds.save(tmp_path / "retrained_inception_model.h5")
 
     proc = run_cli("train", str(small_hymenoptera), "--from", str(tmp_path / "retrained_inception_model.h5"),
-                   "--image-size", str(SMALL_SIZE), "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "16",
+                   "--image-size", "75", "--epochs", "3", "--fine-tune-epochs", "1", "--batch-size", "16",
                    "--out", str(tmp_path / "run"), "--no-tensorboard")
     assert proc.returncode == 0, proc.stderr
     assert "new head" in " ".join(proc.stderr.split())
@@ -221,7 +222,7 @@ def test_cosine_with_warmup_and_unfreeze_top_are_recorded_per_epoch(small_hymeno
 def test_mixed_precision_under_a_mirrored_strategy_trains_with_float32_outputs(small_hymenoptera, tmp_path):
     import keras
 
-    result = _train(small_hymenoptera, tmp_path / "run", image_size=75, epochs=10, fine_tune_epochs=1,
+    result = _train(small_hymenoptera, tmp_path / "run", image_size=75, epochs=4, fine_tune_epochs=1,
                     test_split=0.0, precision="mixed", distribute="mirrored")
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
     assert result.metrics["val"]["accuracy"] > 0.6

@@ -44,7 +44,6 @@ CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (def
 _METAVARS = {"int": "INT", "float": "FLOAT", "path": "PATH", "str": "TEXT", "ints": "INT", "strs": "TEXT"}
 
 
-
 def _setting_option(name: str, help: str | None = None) -> inspect.Parameter:
     """A command-line option for setting `name`, made from its Spec: given, it is parsed and checked like
     a Python value; not given (None), it leaves the default or the config file's value alone."""
@@ -58,8 +57,7 @@ def _setting_option(name: str, help: str | None = None) -> inspect.Parameter:
     else:
         shown = "none" if default in (None, ()) else f"{default:g}" if isinstance(default, float) else str(default)
         annotation = Optional[list[str]] if spec.kind in ("ints", "strs") else Optional[str]
-    metavar = None if spec.kind == "bool" else (
-        "CHOICE" if spec.choices else _METAVARS[spec.kind])
+    metavar = None if spec.kind == "bool" else "CHOICE" if spec.choices else _METAVARS[spec.kind]
     option = typer.Option(*names, help=help or spec.help, show_default=shown, metavar=metavar)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[annotation, option])
