@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_color_dataset, run_cli
+from conftest import make_color_dataset, one_sentence_error, run_cli
 from inceptune.hooks import SIGNAL_ENV
 
 ARGS = ["--weights", "none", "--image-size", "75", "--batch-size", "4", "--epochs", "2", "--fine-tune-epochs", "2",
@@ -83,6 +83,8 @@ def test_a_run_stopped_at_any_point_keeps_finished_work_and_a_rerun_finishes(col
         assert lines[-1].startswith("interrupted: finished work is kept") and "Traceback" not in proc.stderr
     assert not (run / "metrics.json").exists()  # the run is unfinished, and says so
     _nothing_corrupt(run, cache)
+    if "writing" in point:  # nothing predicts from a half-written run
+        assert "is not a finished inceptune run (" in one_sentence_error(run_cli("predict", str(run), str(colors)))
     if "fine-tune epoch" in point:  # phase 1 and the first fine-tune epoch are checkpointed
         state = json.loads((run / "checkpoint" / "state.json").read_text())
         assert state["phase"] == "fine-tune" and state["epochs_done"] == 1 and len(state["earlier_rows"]) == 2

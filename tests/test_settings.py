@@ -134,16 +134,32 @@ def test_a_config_file_sets_what_it_names_and_keywords_override_it(tmp_path, suf
     assert (s.recipe.epochs, s.recipe.head_units, s.data.seed) == (3, (64,), 7)
     s = resolve("train", {"data": NOWHERE, "epochs": 5}, str(config))
     assert (s.recipe.epochs, s.data.seed, s.recipe.fine_tune_epochs) == (5, 7, DEFAULTS["fine_tune_epochs"])
+    # --unfreeze-from given here wins over a file's --unfreeze-top, which would name another block.
+    top = tmp_path / "top.json"
+    top.write_text('{"unfreeze_top": 2}')
+    assert resolve("train", {"data": NOWHERE}, str(top)).recipe.unfreeze_from == "mixed9"
+    s = resolve("train", {"data": NOWHERE, "unfreeze_from": "mixed7"}, str(top))
+    assert (s.recipe.unfreeze_from, s.recipe.unfreeze_top) == ("mixed7", None)
 
 
-def test_a_runs_config_json_serves_cv_which_leaves_out_what_it_does_not_use(tmp_path, capsys):
+def test_a_runs_config_json_replays_the_recipe_not_where_the_run_was_written(tmp_path, capsys):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"data": {"data": NOWHERE, "test_split": 0.3}, "recipe": {"epochs": 4},
-                                  "run": {"resume": True, "out": str(tmp_path / "run")},
-                                  "resolved": {"image_size": 299}, "versions": {}}))
+    record = {"data": {"data": NOWHERE, "test_split": 0.3}, "recipe": {"epochs": 4, "learning_rate": "1e-3"},
+              "scratch": {"channels": 1}, "run": {"resume": True, "overwrite": True, "out": str(tmp_path / "run")},
+              "resolved": {"image_size": 299}, "versions": {}}
+    config.write_text(json.dumps(record))
+    s = resolve("train", {}, str(config))
+    assert (s.recipe.epochs, s.recipe.learning_rate, s.data.test_split) == (4, 1e-3, 0.3)
+    assert (s.run.out, s.run.overwrite, s.run.resume, s.scratch.channels) == (None, False, False, 3)
+    assert "channels left out (train does not use it)" in " ".join(capsys.readouterr().err.split())
+    # cv reads the same record: what it has no use for is left out, and it says which.
     s = resolve("cv", {"out": str(tmp_path / "cv")}, str(config))
-    assert (s.recipe.epochs, s.data.test_split, s.run.resume, s.run.out) == (4, 0.1, False, str(tmp_path / "cv"))
-    assert "resume, test_split left out (cv does not use them)" in " ".join(capsys.readouterr().err.split())
+    assert (s.recipe.epochs, s.data.test_split, s.run.out) == (4, DEFAULTS["test_split"], str(tmp_path / "cv"))
+    assert "channels, test_split left out (cv does not use them)" in " ".join(capsys.readouterr().err.split())
+    record["scratch"]["arch"] = "googlenet"
+    config.write_text(json.dumps(record))
+    with pytest.raises(SettingError, match="is a run of --arch googlenet"):
+        resolve("cv", {}, str(config))
 
 
 def test_config_file_mistakes_are_one_sentence(tmp_path):
@@ -171,13 +187,17 @@ def test_combinations_are_checked_with_the_settings():
     for kw, message in (({"aug_views": 3}, "--aug-views needs an augmentation"),
                         ({"fine_tune_augment": "online"}, "--fine-tune-augment online needs an augmentation"),
                         ({"augment": "light", "aug": ("spin=3",)}, "--aug takes KEY=VALUE"),
+                        ({"aug": ("zoom=0.1",)}, "--aug overrides a parameter of an augmentation policy"),
                         ({"class_weight": "wasps"}, "--class-weight takes auto or NAME=WEIGHT"),
                         ({"val_split": 0.6, "test_split": 0.5}, "--val-split plus --test-split must be below 1"),
                         ({"resume": True}, "--resume needs --out"),
                         ({"image_size": 32}, "--image-size must be at least 75"),
-                        ({"unfreeze_top": 2, "unfreeze_from": "mixed5"}, "give one of them")):
+                        ({"unfreeze_top": 2, "unfreeze_from": "mixed5"}, "give one of them"),
+                        ({"seed": 2**32}, "must be an int in the range")):
         with pytest.raises(inceptune.UserError, match=message):
             resolve("train", {"data": NOWHERE, **kw})
     assert resolve("train", {"data": NOWHERE, "unfreeze_top": 3}).recipe.unfreeze_from == "mixed8"
     with pytest.raises(SettingError, match="--min-lr must be below --max-lr"):
         resolve("lr_find", {"data": NOWHERE, "min_lr": 1.0, "max_lr": 0.1})
+    with pytest.raises(SettingError, match=r"The lr-find plot \(--out\) must end in .png, .svg, .pdf; got 'runs'"):
+        resolve("lr_find", {"data": NOWHERE, "plot": "runs"})

@@ -144,7 +144,7 @@ def test_lr_find_suggests_a_rate_where_the_loss_falls_fastest(small_hymenoptera,
     from conftest import png_size
 
     steps = 100 if phase == "head" else 40
-    finding = inceptune.lr_find(str(small_hymenoptera), phase=phase, out=str(tmp_path / "lr.png"), steps=steps,
+    finding = inceptune.lr_find(str(small_hymenoptera), phase=phase, plot=str(tmp_path / "lr.png"), steps=steps,
                                 min_lr=1e-6 if phase == "head" else 1e-7, max_lr=10 if phase == "head" else 1e-1,
                                 weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, batch_size=16)
     assert png_size(tmp_path / "lr.png")[0] > 300

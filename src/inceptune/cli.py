@@ -118,7 +118,7 @@ def _show_lr(finding) -> None:
 
 _settings_command("lr-find", "lr_find", lambda data, **kw: inceptune.lr_find(data, **kw),
                   "Learning-rate range test: loss against a growing learning rate, a plot, and a suggested value.",
-                  helps={"out": "The plot (PNG; default lr-find-PHASE.png)."}, show=_show_lr)
+                  show=_show_lr)
 
 
 @app.command()
@@ -383,7 +383,6 @@ def main() -> None:
     # Ctrl-C and SIGTERM always interrupt, even when the parent started us with SIGINT ignored (a shell's
     # background job, some test runners and process managers): Python then installs no handler of its own.
     saved = signal.signal(signal.SIGINT, _interrupt), signal.signal(signal.SIGTERM, _interrupt)
-    hooks.reset()
     try:
         _run()
     finally:  # when called in-process (tests, notebooks), the host's handlers come back
@@ -393,6 +392,7 @@ def main() -> None:
 
 def _run() -> None:
     try:
+        hooks.reset()
         app()
     except UserError as exc:
         console.stop_progress()  # a bar left on screen would be drawn again after the message
@@ -408,6 +408,7 @@ def _run() -> None:
         sys.exit(2)
     except (_Interrupted, KeyboardInterrupt):
         console.stop_progress()
-        console.console.print("interrupted: finished work is kept (features in the cache, finished epochs in "
-                              "RUN/checkpoint); rerun train with --resume to continue.", style="yellow", markup=False)
+        console.console.print("interrupted: finished work is kept (computed features stay in the cache; train keeps "
+                              "its finished epochs in RUN/checkpoint, and `--resume` continues from them).",
+                              style="yellow", markup=False)
         sys.exit(130)

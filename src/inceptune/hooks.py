@@ -21,10 +21,15 @@ import signal
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
+from inceptune.errors import UserError
+
 SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
+
+EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded")
 
 _listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 _counts: Counter = Counter()
+_parsed: dict[str, tuple[str, int, int]] = {}  # INCEPTUNE_SIGNAL_AT -> (event, count, signal number)
 
 
 def reached(event: str, **details) -> None:
@@ -34,18 +39,29 @@ def reached(event: str, **details) -> None:
     spec = os.environ.get(SIGNAL_ENV)
     if not spec:
         return
+    name, count, signum = _parsed.get(spec) or _parse(spec)
+    if name == event:
+        _counts[event] += 1
+        if _counts[event] == count:
+            os.kill(os.getpid(), signum)
+
+
+def _parse(spec: str) -> tuple[str, int, int]:
     name, _, rest = spec.partition(":")
-    if name != event:
-        return
     count, _, signame = rest.partition(":")
-    _counts[event] += 1
-    if _counts[event] == int(count):
-        os.kill(os.getpid(), getattr(signal, f"SIG{signame or 'INT'}"))
+    signum = getattr(signal, f"SIG{signame or 'INT'}", None)
+    if name not in EVENTS or not count.isdigit() or signum is None:
+        raise UserError(f"{SIGNAL_ENV} must be EVENT:N[:SIGNAL] with EVENT one of {', '.join(EVENTS)} "
+                         f"(e.g. epoch_end:3:INT), not {spec!r}")
+    _parsed[spec] = (name, int(count), signum)
+    return _parsed[spec]
 
 
 def reset() -> None:
-    """Start counting events afresh (each command counts from its own start)."""
+    """Start counting events afresh (each command counts from its own start); check INCEPTUNE_SIGNAL_AT."""
     _counts.clear()
+    if os.environ.get(SIGNAL_ENV):
+        _parse(os.environ[SIGNAL_ENV])
 
 
 @contextlib.contextmanager

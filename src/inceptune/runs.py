@@ -77,6 +77,9 @@ class RunFolder:
             probe = run.path / ".write-test"
             probe.write_text("")
             probe.unlink()
+            # Overwriting: the folder is unfinished from now on, so an interrupted run never looks finished
+            # with the new model beside the old run's files.
+            run.file("metrics.json").unlink(missing_ok=True)
         except OSError as exc:
             raise UserError(f"Cannot write to the run folder {path} ({exc.strerror or exc}).") from None
         return run
@@ -120,7 +123,7 @@ class RunFolder:
         run = cls(path)
         if not run.path.is_dir():
             raise UserError(f"The run folder {path} does not exist.")
-        for name in ("model.keras", "labels.json", "config.json"):
+        for name in ("model.keras", "labels.json", "config.json", "metrics.json"):
             if not run.file(name).is_file():
                 raise UserError(f"{path} is not a finished inceptune run ({name} is missing).")
         return run
@@ -141,10 +144,15 @@ class RunFolder:
         return self.read_json("labels.json").get("task", "multiclass")
 
     @property
+    def resolved(self) -> dict:
+        """Facts of the run: image_size, weights, data_kind, ... (config.json of inceptune before 0.2 was flat)."""
+        config = self.config
+        return config.get("resolved", config)
+
+    @property
     def image_size(self) -> int:
         """The square the model resizes its inputs to."""
-        config = self.config
-        return int(config.get("resolved", config)["image_size"])  # flat: run folders of inceptune before 0.2
+        return int(self.resolved["image_size"])
 
     def load_model(self, unsafe: bool = False):
         """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused

@@ -17,6 +17,7 @@ from inceptune import console
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, SkippedFile, scan_dataset
 from inceptune.data.split import assign_splits, find_leakage
+from inceptune.settings.schema import DEFAULTS
 
 SPLITS = ("train", "val", "test")
 
@@ -62,9 +63,9 @@ class Dataset:
 
 def load_dataset(
     root: str | os.PathLike,
-    val_split: float = 0.2,
-    test_split: float = 0.1,
-    seed: int = 1337,
+    val_split: float = DEFAULTS["val_split"],
+    test_split: float = DEFAULTS["test_split"],
+    seed: int = DEFAULTS["seed"],
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Dataset:
     """Scan, check and split a folder of class subfolders.

@@ -21,6 +21,7 @@ from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import SkippedFile, check_files
 from inceptune.data.split import assign_splits, find_leakage
 from inceptune.errors import UserError
+from inceptune.settings.schema import DEFAULTS
 
 SEPARATOR = "|"
 
@@ -37,8 +38,9 @@ def is_multilabel_csv(data: str | os.PathLike) -> bool:
     return {"path", "labels"} <= {h.strip().lower() for h in header}
 
 
-def load_multilabel_csv(data: str | os.PathLike, val_split: float = 0.2, test_split: float = 0.1,
-                        seed: int = 1337, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
+def load_multilabel_csv(data: str | os.PathLike, val_split: float = DEFAULTS["val_split"],
+                        test_split: float = DEFAULTS["test_split"], seed: int = DEFAULTS["seed"],
+                        max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
     path = Path(data)
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(f)]

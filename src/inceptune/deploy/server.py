@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.model import load
+from inceptune.inference.ranking import answer
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
@@ -171,7 +172,8 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
         return JSONResponse({"error": f"Invalid request: {where} {first.get('msg', '')}".strip() + "."},
                             status_code=422)
 
-    async def read_images(request: Request, limit: int) -> list[tuple[str, np.ndarray]]:
+    async def read_images(request: Request, limit: int, prepare) -> list[tuple[str, np.ndarray]]:
+        """(file name, prepare(its decoded pixels)) per uploaded image, each prepared as soon as it is decoded."""
         kind = request.headers.get("content-type", "")
         if not kind.startswith("multipart/form-data"):
             raise HTTPException(415, f"Send the images as multipart/form-data (field 'file'), not '{kind or 'nothing'}'.")
@@ -193,14 +195,15 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
                 raise HTTPException(415, f"{name} is '{kind}', not an image.")
             data = await upload.read()
             try:
-                images.append((name, await run_in_threadpool(_decode, data, max_pixels)))
+                images.append((name, await run_in_threadpool(lambda: prepare(_decode(data, max_pixels)))))
             except ImageError as exc:
                 raise HTTPException(413 if exc.reason.startswith("too large") else 400,
                                     f"{name} cannot be used: {exc.reason}.") from None
         return images
 
-    def pixels(images: list[tuple[str, np.ndarray]]) -> np.ndarray:
-        return model.batch([image for _, image in images])
+    def at_model_size(image: np.ndarray) -> np.ndarray:
+        """Resized at once: a request holds its images at the model's size, not as decoded (up to --max-pixels)."""
+        return model.batch([image])[0]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -229,14 +232,13 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
         top_k = min(top, len(classes)) if top_k is None else top_k
         if not 1 <= top_k <= len(classes):
             raise HTTPException(400, f"top_k must be between 1 and {len(classes)}.")
-        images = await read_images(request, max_files)
+        images = await read_images(request, max_files, at_model_size)
         counters["requests"] += 1
-        probs = await batcher.submit(await run_in_threadpool(pixels, images))
+        probs = await batcher.submit(np.stack([image for _, image in images]))
         results = []
         for (name, _), p in zip(images, probs):
-            order = np.argsort(-p, kind="stable")[:top_k]
-            results.append({"filename": name, "top": [{"label": classes[i], "probability": float(p[i])}
-                                                      for i in order]})
+            found = answer(classes, p, top_k, model.multilabel)
+            results.append({"filename": name, **{k: v for k, v in found.items() if k != "probabilities"}})
         return {"runtime": model.runtime, "predictions": results}
 
     @app.post("/explain", openapi_extra=multipart)
@@ -244,7 +246,7 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
         """The top class of one image and a Grad-CAM overlay of where the model looked (PNG data URL)."""
         if not model.explainable:
             raise HTTPException(404, "Grad-CAM is not available for this model (it has no pretrained Inception base).")
-        (name, image), *_ = await read_images(request, 1)
+        (name, image), *_ = await read_images(request, 1, lambda image: image)
         answer = await batcher.call(model.explain, image)  # Keras is loaded on the first explanation
         overlay = await run_in_threadpool(_overlay_png, image, answer["heatmap"])
         return {"filename": name, "label": answer["class"], "probability": answer["probability"],

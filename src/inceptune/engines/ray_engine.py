@@ -23,6 +23,7 @@ from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import ExtractionStats
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.models.weights import Weights
+from inceptune.settings.schema import DEFAULTS
 
 
 class _Embedder:
@@ -113,15 +114,15 @@ def _require_ray() -> None:
         raise UserError("--engine ray needs Ray: pip install 'inceptune[ray]'.") from None
 
 
-def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = 32, address: str | None = None,
+def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = DEFAULTS["batch_size"], address: str | None = None,
                      unsafe: bool = False, tta: int = 1, runtime: str = DEFAULT_RUNTIME) -> list[dict]:
     """`predict` for a run folder on Ray: the same result dicts, in input order (each actor loads the run once)."""
-    from inceptune.inference.ranking import rank_classes
+    from inceptune.inference.ranking import answer
     from inceptune.runs import RunFolder
 
     _require_ray()
     folder = RunFolder.open(run)
-    classes, image_size = folder.classes, folder.image_size
+    classes, image_size, multilabel = folder.classes, folder.image_size, folder.task == "multilabel"
     items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
@@ -132,7 +133,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            results[int(index)] = {"path": str(path), **rank_classes(classes, probs, top)}
+            results[int(index)] = {"path": str(path), **answer(classes, probs, top, multilabel)}
     return results
 
 

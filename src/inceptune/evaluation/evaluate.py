@@ -4,10 +4,11 @@
     records + probabilities -> classification_metrics -> predictions.csv, evaluation.json,
                                PNG plots, report.html
 
-`TrainedModel.evaluate` (inference/model.py) runs the saved model on the
-images themselves (not on cached features), so it measures exactly what
-`predict` and a plain-Keras user get; `train` calls `write_evaluation` with
-the probabilities of the cached features at its end.
+`TrainedModel.evaluate` (inference/model.py) runs the run's model on the
+images themselves (not on cached features), on the runtime it was loaded
+with, so it measures exactly what `predict` gets (with `runtime="keras"`,
+what a plain-Keras user gets); `train` calls `write_evaluation` with the
+probabilities of the cached features at its end.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def evaluation_records(folder: RunFolder, data: str | None, split: str = "test")
                         "written by train; evaluate covers single-label runs.")
     if data is not None:
         return labelled_records(data, folder.classes), data, folder.path / "evaluations" / Path(data).resolve().name
-    if folder.config.get("resolved", {}).get("data_kind") == "arrays":
+    if folder.resolved.get("data_kind") == "arrays":
         raise UserError(f"The run {folder.path} was trained on arrays, whose {split} metrics are in its report.html; "
                         "pass a folder of labelled images to evaluate on.")
     records = [r for r in read_manifest(folder.file("manifest.csv")) if r.split == split]

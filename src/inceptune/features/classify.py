@@ -20,11 +20,12 @@ from inceptune import console
 from inceptune.atomic import atomic_path, atomic_write_json
 from inceptune.errors import UserError
 from inceptune.features.files import FeatureTable, read_features_file
+from inceptune.settings.schema import DEFAULTS
 
 CLASSIFIERS = ("logreg", "svm", "knn", "mlp")
 
 
-def _candidates(name: str, seed: int):
+def _candidates(name: str, seed: int, inner_folds: int):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -34,7 +35,7 @@ def _candidates(name: str, seed: int):
     return {
         "logreg": (LogisticRegression(max_iter=3000), {"clf__C": [0.01, 0.1, 1.0]}),
         # Probabilities by Platt scaling on held-out folds (what SVC(probability=True), now deprecated, did inside).
-        "svm": (CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+        "svm": (CalibratedClassifierCV(SVC(random_state=seed), ensemble=False, cv=inner_folds),
                 {"clf__estimator__C": [0.1, 1.0, 10.0], "clf__estimator__kernel": ["linear", "rbf"]}),
         "knn": (KNeighborsClassifier(), {"clf__n_neighbors": [3, 5, 9], "clf__weights": ["uniform", "distance"]}),
         "mlp": (MLPClassifier(max_iter=500, early_stopping=True, random_state=seed),
@@ -43,7 +44,7 @@ def _candidates(name: str, seed: int):
 
 
 def fit_features(features: str, classifier: str = "logreg", out: str | None = None, folds: int = 5,
-                 seed: int = 1337) -> dict:
+                 seed: int = DEFAULTS["seed"]) -> dict:
     """Fit `classifier` on a labelled features file with a small grid and stratified `folds`-fold CV.
 
     Examples:
@@ -62,7 +63,11 @@ def fit_features(features: str, classifier: str = "logreg", out: str | None = No
         raise UserError(f"{features} needs labelled rows of at least two classes (extract from class folders).")
     if counts.min() < folds:
         raise UserError(f"Class '{classes[counts.argmin()]}' has {counts.min()} rows, fewer than --folds {folds}.")
-    estimator, grid = _candidates(classifier, seed)
+    inner = min(5, counts.min() * (folds - 1) // folds)  # the smallest class in an outer fold's training rows
+    if classifier == "svm" and inner < 2:
+        raise UserError(f"svm calibrates its probabilities on held-out rows: class '{classes[counts.argmin()]}' needs "
+                        f"at least {-(-2 * folds // (folds - 1))} rows with --folds {folds}, and has {counts.min()}.")
+    estimator, grid = _candidates(classifier, seed, max(2, inner))
     search = GridSearchCV(Pipeline([("scale", StandardScaler()), ("clf", estimator)]), grid, scoring="accuracy",
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed), refit=True)
     console.info(f"Fitting {classifier} on {len(table.labels)} rows x {table.vectors.shape[1]} features "
@@ -138,7 +143,7 @@ class Embedder:
         return np.asarray(self.extractor.predict_on_batch(images)[self.kind], np.float32)
 
 
-def predict_with_features_model(model: str, inputs, top: int = 5, batch_size: int = 32,
+def predict_with_features_model(model: str, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"],
                                 weights: str | None = None) -> list[dict]:
     from inceptune.inference.inputs import expand_inputs
     from inceptune.inference.ranking import rank_classes, run_batches

@@ -30,6 +30,7 @@ from inceptune.features.files import check_format, write_features
 from inceptune.inference.inputs import expand_inputs
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
 from inceptune.models.weights import resolve_weights
+from inceptune.settings.schema import DEFAULTS
 
 ENGINES = ("local", "ray")
 CHUNK = 1024  # rows per Parquet row group
@@ -73,8 +74,9 @@ def _sha256(path: str) -> str | None:
         return None
 
 
-def extract_features_file(data: str, out: str, layer: str = "mixed10", pooling: str = "avg", image_size: int = 299,
-                          weights: str = "imagenet", batch_size: int = 32, shard: str = "0/1",
+def extract_features_file(data: str, out: str, layer: str = "mixed10", pooling: str = "avg",
+                          image_size: int = DEFAULTS["image_size"], weights: str = DEFAULTS["weights"],
+                          batch_size: int = DEFAULTS["batch_size"], shard: str = "0/1",
                           cache_dir: str | None = None, engine: str = "local", ray_address: str | None = None,
                           max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
     """Write one row per image of `data` to `out` (.parquet or .npz); returns a summary.

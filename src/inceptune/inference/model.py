@@ -29,14 +29,12 @@ from inceptune.errors import ImageError, UserError
 from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
 from inceptune.inference.gradcam import GradCam
 from inceptune.inference.inputs import expand_inputs
-from inceptune.inference.ranking import rank_classes, run_batches
+from inceptune.inference.ranking import answer, run_batches
 from inceptune.inference.runtimes import DEFAULT_RUNTIME, find_runtime
 from inceptune.inference.tta import with_tta
 from inceptune.models.classifier import class_probabilities
 from inceptune.runs import RunFolder
-
-MULTILABEL_THRESHOLD = 0.5  # a label is predicted when its sigmoid reaches this
-
+from inceptune.settings.schema import DEFAULTS
 
 @dataclass
 class Probabilities:
@@ -101,26 +99,20 @@ class TrainedModel:
         """Class probabilities (N, classes) of decoded RGB pixels (N, H, W, 3) in 0..255, any size."""
         return with_tta(lambda x: class_probabilities(self._raw(x), self.multilabel), tta)(pixels)
 
-    def predict_proba(self, inputs, batch_size: int = 32, tta: int = 1) -> Probabilities:
+    def predict_proba(self, inputs, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> Probabilities:
         """Probabilities of image files and folders; the inputs that could not be read are in `failed`."""
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
-        rows = run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), lambda p: {"p": p})
+        rows = self._rows(paths, batch_size, tta)
         read = [r for r in rows if "error" not in r]
         values = np.array([r["p"] for r in read], dtype=np.float64).reshape(len(read), len(self.classes))
         return Probabilities([r["path"] for r in read], values, {r["path"]: r["error"] for r in rows if "error" in r})
 
-    def predict(self, inputs, top: int = 5, batch_size: int = 32, tta: int = 1) -> list[dict]:
+    def predict(self, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> list[dict]:
         """One dict per image, in input order: `path`, `top` (a list of `{"label", "probability"}`),
         `probabilities` (every class), `labels` (multi-label: every label at or above 0.5), or `error`."""
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
-
-        def describe(probs: np.ndarray) -> dict:
-            result = rank_classes(self.classes, probs, top)
-            if self.multilabel:  # independent yes/no answers
-                result["labels"] = [c for c, p in zip(self.classes, probs) if p >= MULTILABEL_THRESHOLD]
-            return result
-
-        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), describe)
+        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta),
+                           lambda probs: answer(self.classes, probs, top, self.multilabel))
 
     def explain(self, image, class_name: str | None = None, block: str = "mixed10") -> dict:
         """Grad-CAM of one image (a path or RGB pixels): `heatmap` (H, W) in [0, 1] at the image's size,
@@ -139,15 +131,21 @@ class TrainedModel:
         return {"class": self.classes[index], "probability": float(probs[index]), "heatmap": heatmap,
                 "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
 
-    def evaluate(self, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1) -> dict:
+    def evaluate(self, data: str | None = None, split: str = "test", batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> dict:
         """Metrics (scikit-learn), plots and a report on the run's `split`, or on a folder of the same classes."""
         records, source, target = evaluation_records(self.folder, data, split)
-        proba = self.predict_proba([r.path for r in records], batch_size, tta)
-        kept = [r for r in records if r.path not in proba.failed]
+        rows = self._rows([r.path for r in records], batch_size, tta)  # one row per record, in order
+        kept = [(record, row["p"]) for record, row in zip(records, rows) if "error" not in row]
         if not kept:
             raise UserError(f"None of the images in {source} could be read.")
-        return write_evaluation(target, kept, self.classes, proba.values, folder=self.folder, source=source,
-                                extra={"tta": tta, "runtime": self.runtime, "unreadable": list(proba.failed)})
+        return write_evaluation(target, [r for r, _ in kept], self.classes, np.array([p for _, p in kept]),
+                                folder=self.folder, source=source,
+                                extra={"tta": tta, "runtime": self.runtime,
+                                       "unreadable": [row["path"] for row in rows if "error" in row]})
+
+    def _rows(self, paths: list[str], batch_size: int, tta: int) -> list[dict]:
+        """Per path, in order: {"path", "p": probabilities} or {"path", "error"}."""
+        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), lambda p: {"p": p})
 
 
 def load(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> TrainedModel:
@@ -180,7 +178,7 @@ def recent(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> Tr
     return _RECENT[key]
 
 
-def predict(run: str, inputs, top: int = 5, batch_size: int = 32, tta: int = 1, unsafe: bool = False,
+def predict(run: str, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1, unsafe: bool = False,
             runtime: str = DEFAULT_RUNTIME) -> list[dict]:
     """Classify images with the model of a run folder; see `TrainedModel.predict`.
 
@@ -191,7 +189,7 @@ def predict(run: str, inputs, top: int = 5, batch_size: int = 32, tta: int = 1, 
     return recent(run, runtime, unsafe).predict(inputs, top=top, batch_size=batch_size, tta=tta)
 
 
-def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = 32, tta: int = 1,
+def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = DEFAULTS["batch_size"], tta: int = 1,
              unsafe: bool = False, runtime: str = DEFAULT_RUNTIME) -> dict:
     """Metrics of a run's model on its held-out `split` or on a labelled folder; see `TrainedModel.evaluate`.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from inceptune import console
 from inceptune.data.pipeline import image_batches
+from inceptune.evaluation.multilabel import THRESHOLD as MULTILABEL_THRESHOLD
 
 
 def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
@@ -15,6 +16,15 @@ def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
     order = np.argsort(-probs, kind="stable")[: max(1, top)]
     return {"top": [{"label": classes[i], "probability": float(probs[i])} for i in order],
             "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+
+
+def answer(classes: list[str], probs: np.ndarray, top: int, multilabel: bool) -> dict:
+    """One image's answer, the same wherever it is asked: the ranked `top` and every class's probability,
+    and for a multi-label run the `labels` at or above the decision threshold."""
+    result = rank_classes(classes, probs, top)
+    if multilabel:  # independent yes/no answers
+        result["labels"] = [c for c, p in zip(classes, probs) if p >= MULTILABEL_THRESHOLD]
+    return result
 
 
 def run_batches(paths: list[str], image_size: int, batch_size: int, infer: Callable[[np.ndarray], np.ndarray],

@@ -24,6 +24,7 @@ from inceptune.errors import UserError
 from inceptune.models.inception import MIN_IMAGE_SIZE
 from inceptune.settings.schema import (
     DEFAULTS,
+    PLOT_SUFFIXES,
     TABLE,
     WIDTH_ARCHITECTURES,
     CvOptions,
@@ -45,10 +46,12 @@ COMMANDS: dict[str, dict] = {
     "lr_find": {"groups": ("data", "recipe", "run", "sweep"),
                 "unused": ("from_model", "unsafe", "epochs", "learning_rate", "schedule", "warmup_epochs", "augment",
                            "aug", "aug_views", "class_weight", "fine_tune_epochs", "fine_tune_lr", "unfreeze_every",
-                           "block_lr_decay", "train_batchnorm", "fine_tune_augment", "patience", "overwrite",
+                           "block_lr_decay", "train_batchnorm", "fine_tune_augment", "patience", "out", "overwrite",
                            "resume", "tensorboard", "track", "tracking_uri", "precision", "distribute")},
 }
 RECORDED = ("resolved", "versions")  # sections of config.json that record facts, not settings
+# Where and how a recorded run was written: replaying its config.json must not write there again.
+NOT_REPLAYED = ("out", "overwrite", "resume")
 WHY_UNUSED = {"cv": "cv", "lr_find": "lr-find"}
 
 
@@ -60,12 +63,15 @@ def command_settings(command: str) -> list[str]:
 
 def resolve(command: str, given: dict, config: str | None = None) -> Settings:
     """Checked Settings for `command` from a config file and the settings `given` (which win)."""
-    from_file = read_config_file(config) if config is not None else {}
-    for name, value in given.items():
+    for name in given:
         if name not in TABLE or TABLE[name][0] not in COMMANDS[command]["groups"]:
             raise _unknown(command, name)
-    values = {**{k: v for k, v in from_file.items() if TABLE[k][0] in COMMANDS[command]["groups"]}, **given}
-    checked = {name: TABLE[name][1].check(name, value) for name, value in values.items()}
+    from_file = read_config_file(config) if config is not None else {}
+    if from_file.get("arch") and command != "train":
+        raise SettingError(f"{config} is a run of --arch {from_file['arch']} (a network from scratch); "
+                           f"{command.replace('_', '-')} works with the pretrained recipe.")
+    checked = {name: TABLE[name][1].check(name, value) for name, value in {**from_file, **given}.items()
+               if name in given or TABLE[name][0] in COMMANDS[command]["groups"]}
     if checked.get("data") is None:
         raise UserError("Give the data to train on: a folder of images (or arrays, or a CSV), or a --config file "
                         "that names it.")
@@ -74,9 +80,9 @@ def resolve(command: str, given: dict, config: str | None = None) -> Settings:
     settings = Settings(**{g: cls(**{k: v for k, v in checked.items() if TABLE[k][0] == g})
                            for g, cls in groups.items()})
     _refuse_unused(command, settings, {k: v for k, v in checked.items() if k in given})
-    settings = _leave_out_unused(command, settings, {k for k, v in checked.items()
-                                                     if k not in given and v != DEFAULTS.get(k)}, config)
-    settings = _derived(settings, checked)
+    settings = _leave_out_unused(command, settings, {k for k, v in from_file.items()
+                                                     if k not in given and not _is_default(k, v)}, config)
+    settings = _derived(settings, given, from_file)
     check_combination(command, settings)
     return settings
 
@@ -115,24 +121,32 @@ def _refuse_unused(command: str, settings: Settings, checked: dict) -> None:
 
 def _leave_out_unused(command: str, settings: Settings, from_file: set[str], config: str | None) -> Settings:
     """A config file may record more than this command uses (cv reading a run's config.json): those
-    settings keep their defaults, and the user is told."""
+    settings keep their defaults, and the user is told which."""
     unused = sorted(from_file - uses(command, settings))
     if not unused:
         return settings
     console.info(f"{config}: {', '.join(unused)} left out ({command.replace('_', '-')} does not use "
                  f"{'it' if len(unused) == 1 else 'them'}).")
-    return settings.replace(**{name: DEFAULTS[name] for name in unused})
+    kept = [name for name in unused if TABLE[name][0] in COMMANDS[command]["groups"]]
+    return settings.replace(**{name: DEFAULTS[name] for name in kept})
 
 
-def _derived(settings: Settings, checked: dict) -> Settings:
-    """--unfreeze-top N names the deepest block too: mixed(11 - N)."""
+def _is_default(name: str, value) -> bool:
+    return (tuple(value) if isinstance(value, list) else value) == DEFAULTS.get(name)
+
+
+def _derived(settings: Settings, given: dict, from_file: dict) -> Settings:
+    """--unfreeze-top N names the deepest block too: mixed(11 - N). One given here wins over the file's."""
     top = settings.recipe.unfreeze_top
     if top is None:
         return settings
+    if "unfreeze_from" in given and "unfreeze_top" not in given:  # the flag overrides the file's --unfreeze-top
+        return settings.replace(unfreeze_top=None)
     implied = f"mixed{11 - top}"
-    if "unfreeze_from" in checked and checked["unfreeze_from"] not in (implied, DEFAULTS["unfreeze_from"]):
+    named = given.get("unfreeze_from", from_file.get("unfreeze_from"))
+    if named is not None and named != implied and ("unfreeze_from" in given or "unfreeze_top" not in given):
         raise SettingError(f"--unfreeze-top {top} means --unfreeze-from {implied}, but --unfreeze-from "
-                           f"{checked['unfreeze_from']} was given too; give one of them.")
+                           f"{named} was given too; give one of them.")
     return settings.replace(unfreeze_from=implied)
 
 
@@ -151,6 +165,9 @@ def check_combination(command: str, s: Settings) -> None:
     if r.image_size < MIN_IMAGE_SIZE:
         raise SettingError(f"--image-size must be at least {MIN_IMAGE_SIZE} for InceptionV3, got {r.image_size}.")
     policy = resolve_policy(r.augment, r.aug)
+    if r.aug and r.augment == "none":
+        raise SettingError("--aug overrides a parameter of an augmentation policy: pass --augment light, default "
+                           "or strong too.")
     if r.views and not policy:
         raise SettingError("--aug-views needs an augmentation: pass --augment light, default or strong.")
     if r.fine_tune_augment == "online" and not policy:
@@ -164,6 +181,9 @@ def check_combination(command: str, s: Settings) -> None:
         raise SettingError("--resume needs --out: the run folder of the interrupted run.")
     if command == "lr_find" and not s.sweep.min_lr < s.sweep.max_lr:
         raise SettingError(f"--min-lr must be below --max-lr (got {s.sweep.min_lr:g} and {s.sweep.max_lr:g}).")
+    if command == "lr_find" and s.sweep.plot is not None and Path(s.sweep.plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise SettingError(f"The lr-find plot ({TABLE['plot'][1].cli_flag('plot')}) must end in "
+                           f"{', '.join(PLOT_SUFFIXES)}; got {s.sweep.plot!r} instead.")
 
 
 def check_class_weight_syntax(value: str | None) -> None:
@@ -183,7 +203,12 @@ def check_class_weight_syntax(value: str | None) -> None:
 
 
 def read_config_file(path: str) -> dict:
-    """A JSON, YAML or TOML file of settings (flat, or nested by group) as a flat dict."""
+    """A JSON, YAML or TOML file of settings (flat, or nested by group) as a flat dict.
+
+    A run's own config.json (it has a `resolved` section) replays the run, not where it was written:
+    its out, overwrite and resume are left to the new call. Numbers written as text (YAML 1.1 reads
+    `1e-3` as a string) are read as numbers.
+    """
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"The config file {path} does not exist.")
@@ -222,6 +247,11 @@ def read_config_file(path: str) -> dict:
         close = difflib.get_close_matches(unknown[0], list(TABLE), n=1)
         raise SettingError(f"The config file {path} names '{unknown[0]}', which is not a setting"
                            + (f"; did you mean '{close[0]}'?" if close else "."))
+    if "resolved" in content:  # a run's record
+        flat = {k: v for k, v in flat.items() if k not in NOT_REPLAYED}
+    for name, value in flat.items():
+        if isinstance(value, str) and TABLE[name][1].kind in ("int", "float"):
+            flat[name] = TABLE[name][1].parse(name, value)
     return flat
 
 

@@ -36,6 +36,7 @@ TRACKERS = ("mlflow",)
 ARCHITECTURES = ("inception-v3", "googlenet", "mini-inception", "single-module")
 WIDTH_ARCHITECTURES = ("inception-v3", "mini-inception")  # those with a filter multiplier
 LR_FIND_PHASES = ("head", "fine-tune")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -50,7 +51,7 @@ class DataSettings:
                                low=0.0, high=1.0, high_open=True)
     test_split: float = setting(0.1, "Fraction of each class held out for testing when there is no test/ folder.",
                                 low=0.0, high=1.0, high_open=True)
-    seed: int = setting(1337, "Fixes splits and initialisation.", low=0)
+    seed: int = setting(1337, "Fixes splits and initialisation.", low=0, high=2**32 - 1)  # NumPy's seed range
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, "Skip images with more pixels than this.", low=1)
 
 
@@ -166,6 +167,8 @@ class SweepOptions:
     min_lr: float = setting(1e-7, "First learning rate.", low=0.0, low_open=True)
     max_lr: float = setting(1.0, "Last learning rate.", low=0.0, low_open=True)
     steps: int = setting(100, "Mini-batches, one learning rate each.", low=8)
+    plot: str | None = setting(None, "The plot of the test (.png, .svg or .pdf; default lr-find-PHASE.png).",
+                               kind="path", optional=True, flag="out", short="-o")
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ class Settings:
         def value(name, v):
             if isinstance(v, tuple):
                 return list(v)
-            if name in ("data", "weights", "from_model", "cache_dir") and v is not None and Path(v).exists():
+            keyword = name == "weights" and v in ("imagenet", "none")  # not a file, whatever the folder holds
+            if name in ("data", "weights", "from_model", "cache_dir") and v and not keyword and Path(v).exists():
                 return str(Path(v).resolve())
             return v
 

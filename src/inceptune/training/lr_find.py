@@ -79,7 +79,7 @@ def lr_find(data=None, *, config=None, **settings) -> LrFinding:
     x = read_features(records, cache, kind)
     rates, losses = _sweep(model, classifier, x, labels, s, sweep.min_lr, sweep.max_lr, sweep.steps, phase)
     finding = _suggest(rates, losses)
-    finding.plot = str(Path(s.run.out) if s.run.out else Path(f"lr-find-{phase}.png"))
+    finding.plot = s.sweep.plot or f"lr-find-{phase}.png"
     _plot(finding, phase, Path(finding.plot))
     low, high = finding.fastest_range
     console.info(f"Suggested {'--lr' if phase == 'head' else '--fine-tune-lr'} {finding.suggestion:.2g} (the loss "
