@@ -78,3 +78,20 @@ def find_leakage(records: list[ImageRecord]) -> list[dict]:
                 "files": [{"path": r.path, "split": r.split, "label": r.label} for r in group],
             })
     return leaks
+
+
+def assign_folds(labels: list[str], groups: list[str], folds: int, seed: int) -> np.ndarray:
+    """The fold (0..folds-1) holding each item out: stratified by label, grouped (identical files, by content
+    hash, never sit on both sides of a fold). UserError when a class has fewer items than folds."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if counts.min() < folds:
+        raise UserError(f"Class '{classes[counts.argmin()]}' has {counts.min()} images, fewer than {folds} folds; "
+                        "use fewer folds or add images.")
+    fold_of = np.empty(len(labels), dtype=int)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        fold_of[held] = k
+    return fold_of

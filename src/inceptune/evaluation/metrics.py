@@ -145,3 +145,12 @@ def summarize_folds(folds: list[dict]) -> dict:
             summary[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
                              else 0.0, "folds": len(values)}
     return summary
+
+
+def accuracy_interval(accuracy: float, images: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy measured on `images` images (scipy)."""
+    from scipy.stats import binomtest
+
+    correct = int(round(accuracy * images))
+    ci = binomtest(correct, images).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)

@@ -67,6 +67,21 @@ class FeatureCache:
             path.unlink(missing_ok=True)  # damaged entry: recompute it
             return None
 
+    def note_rate(self, seconds: float, images: int) -> None:
+        """Record what extracting `images` images took here (a running mean per image): what re-extracting
+        would cost, which budgets the recipe search even when every feature comes from the cache."""
+        old = self.timing()
+        total = old.get("images", 0) + images
+        atomic_write_json(self.dir / "timing.json", {
+            "images": total, "seconds_per_image": (old.get("seconds_per_image", 0.0) * old.get("images", 0)
+                                                   + seconds) / total})
+
+    def timing(self) -> dict:
+        try:
+            return json.loads((self.dir / "timing.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def put(self, kind: str, sha256: str, array: np.ndarray) -> None:
         with atomic_path(self.path(kind, sha256)) as tmp:
             np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)

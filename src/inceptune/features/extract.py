@@ -19,21 +19,16 @@ from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
+from inceptune.features.sources import POOLED, parts_of, pooled_kind
 from inceptune.models.backbone import boundary_layer
 from inceptune.models.classifier import inception_scale
 
-POOLED = "avg-pool"  # global average of mixed10: what the classifier's head sees
-POOLINGS = ("avg", "max")
+POOLINGS = ("avg", "max")  # what one stored kind pools with (avgmax sources read both)
 
 
 def activations_kind(block: str) -> str:
     """Cache kind of the activations that enter `block`."""
     return f"before-{block}"
-
-
-def pooled_kind(block: str = "mixed10", pooling: str = "avg") -> str:
-    """Cache kind of a block's output pooled over space (mixed10 + avg is the head's POOLED)."""
-    return POOLED if (block, pooling) == ("mixed10", "avg") else f"{pooling}-pool-{block}"
 
 
 @dataclass
@@ -85,6 +80,7 @@ def extract_to_cache(
     records then stand for augmented views (see training/augment.py).
     """
     start = time.perf_counter()
+    kinds = list(dict.fromkeys(part for kind in kinds for part in parts_of(kind)))  # an avgmax source: both kinds
     unique = {r.sha256: r.path for r in records}
     todo = [(h, p) for h, p in unique.items() if not all(cache.has(k, h) for k in kinds)]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
@@ -105,6 +101,8 @@ def extract_to_cache(
                     stats.computed += len(batch.positions)
                 advance(len(batch.positions) + len(batch.failures))
     stats.seconds = time.perf_counter() - start
+    if stats.computed:
+        cache.note_rate(stats.seconds, stats.computed)
     if stats.failed and not skip_unreadable:
         path, reason = stats.failed[0]
         raise UserError(f"{path} could not be read during feature extraction ({reason}); it changed after the scan.")
@@ -112,7 +110,10 @@ def extract_to_cache(
 
 
 def read_features(records: list[ImageRecord], cache: FeatureCache, kind: str) -> np.ndarray:
-    """Stack the cached `kind` features of `records`, in order."""
+    """Stack the cached `kind` features of `records`, in order (an avgmax source: avg and max side by side)."""
+    parts = parts_of(kind)
+    if len(parts) > 1:
+        return np.concatenate([read_features(records, cache, part) for part in parts], axis=1)
     arrays = [cache.get(kind, r.sha256) for r in records]
     missing = [r.path for r, a in zip(records, arrays) if a is None]
     if missing:

@@ -38,6 +38,12 @@ class GradCam:
         self.image_size = image_size
         self.preprocess = parts.preprocess  # resize, inception_scale
         backbone = parts.backbone
+        top = backbone.layers[-1].name  # the block the model's features come from (mixed10, or lower)
+        if block not in {layer.name for layer in backbone.layers}:
+            if block != "mixed10":  # the default asks for the last block: the model's own
+                raise UserError(f"This model's features come from {top}; choose a block up to {top}.")
+            block = top
+        self.block = block
         self.inner = keras.Model(backbone.input, [backbone.get_layer(block).output, backbone.output])
         self.head = parts.head[:-1]  # pooling, normalisation, dropout, hidden layers
         self.output_layer = parts.output

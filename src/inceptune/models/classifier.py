@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from inceptune.features.standardize import standardization
 from inceptune.models.backbone import top_of_backbone
 
 RESIZE = dict(interpolation="bilinear", antialias=True)
@@ -33,6 +34,11 @@ class Classifier:
     label_smoothing: float = 0.0  # > 0: labels are one-hot (smoothed) for multi-class training
     multilabel: bool = False  # one sigmoid per class, binary cross-entropy
     adapted: bool = False  # the head's standardisation is already fitted (a head kept by --from)
+    base: keras.Model | None = None  # the whole Inception-v3 the backbone was cut from: feature extraction runs it
+
+    @property
+    def extractor_base(self) -> keras.Model:
+        return self.base if self.base is not None else self.backbone
 
     @property
     def binary(self) -> bool:
@@ -45,13 +51,7 @@ class Classifier:
         per-feature scaling would blow up features that happen to be constant
         in a small training split.
         """
-        features = np.asarray(features, dtype="float64")
-        mean = features.mean(axis=0)
-        variance = max(float(features.var(axis=0).mean()), 1e-12)
-        norm = self.head[0]
-        norm.adapt_mean.assign(mean.astype("float32"))
-        norm.adapt_variance.assign(np.full_like(mean, variance, dtype="float32"))
-        norm.finalize_state()
+        set_standardization(self.head[0], *standardization(features))
 
     def head_model(self) -> keras.Model:
         """Pooled features -> probabilities (phase 1)."""
@@ -82,13 +82,7 @@ class Classifier:
         return not self.binary and self.label_smoothing > 0
 
     def loss(self) -> keras.losses.Loss:
-        """Binary cross-entropy on 0/1 labels (per class when multi-label), or categorical on class
-        indices (one-hot when smoothing)."""
-        if self.binary or self.multilabel:
-            return keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
-        if self.one_hot:
-            return keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
-        return keras.losses.SparseCategoricalCrossentropy()
+        return head_loss(self.num_classes, self.label_smoothing, self.multilabel)[0]
 
     def metrics(self) -> list:
         if self.binary or self.multilabel:  # multi-label: the fraction of right yes/no answers
@@ -96,6 +90,13 @@ class Classifier:
         if self.one_hot:
             return [keras.metrics.CategoricalAccuracy(name="accuracy")]
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+def set_standardization(norm: keras.layers.Normalization, mean: np.ndarray, variance: float) -> None:
+    """Make a built Normalization layer compute (x - mean) / sqrt(variance)."""
+    norm.adapt_mean.assign(np.asarray(mean, "float32"))
+    norm.adapt_variance.assign(np.full(np.shape(mean), variance, dtype="float32"))
+    norm.finalize_state()
 
 
 def refresh_normalization(model: keras.Model) -> None:
@@ -107,7 +108,7 @@ def refresh_normalization(model: keras.Model) -> None:
 
 def build_classifier(
     backbone: keras.Model, num_classes: int, image_size: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = (),
-    multilabel: bool = False,
+    multilabel: bool = False, block: str = "mixed10", pooling: str = "avg",
 ) -> Classifier:
     """Wrap a backbone into an image classifier with a new head.
 
@@ -119,27 +120,61 @@ def build_classifier(
         dropout: dropout rate before each Dense layer of the head.
         hidden_units: optional hidden Dense(relu) layers, e.g. (1024,) as in
             the classic recipe.
+        block, pooling: the feature source (features/sources.py): the backbone stops at `block` (the saved
+            model runs nothing above it), pooled by avg, max or avgmax (both, side by side).
     """
+    base = backbone
+    if block != backbone.layers[-1].name:
+        backbone = keras.Model(backbone.input, backbone.get_layer(block).output, name=backbone.name)
     # === Layers ===
     resize = keras.layers.Resizing(image_size, image_size, name="resize", **RESIZE)
     scale = inception_scale()
-    pooling = keras.layers.GlobalAveragePooling2D(name="avg_pool")
+    pooling = source_pooling(pooling, backbone.output.shape[-1])
+    head = head_layers(num_classes, dropout, hidden_units, multilabel)
+
+    # === Functional Model ===
+    inputs = keras.Input((None, None, 3), name="image")
+    features = pooling(backbone(scale(resize(inputs)), training=False))
+    model = keras.Model(inputs, _apply(head, features), name="inceptune_classifier")
+    return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel, base=base)
+
+
+def source_pooling(pooling: str, channels: int) -> keras.layers.Layer:
+    """Block activations -> one vector: average, max, or both side by side (avg first, as the cache reads them)."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")
+    inputs = keras.Input((None, None, channels), name="activations")
+    both = keras.layers.Concatenate(name="avg_max")([keras.layers.GlobalAveragePooling2D(name="avg")(inputs),
+                                                      keras.layers.GlobalMaxPooling2D(name="max")(inputs)])
+    return keras.Model(inputs, both, name="avgmax_pool")
+
+
+def head_layers(num_classes: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = (),
+                multilabel: bool = False) -> list[keras.layers.Layer]:
+    """Standardisation, [dropout, Dense(relu)] per hidden layer, dropout, the output Dense layer."""
     # Standardising the pooled features (adapted on the training split before
     # phase 1) keeps the head well conditioned whatever the weights' scale.
     head: list[keras.layers.Layer] = [keras.layers.Normalization(name="feature_norm")]
     for i, units in enumerate(hidden_units):
         head += [keras.layers.Dropout(dropout, name=f"head_dropout_{i}"),
                  keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")]
-    head += [keras.layers.Dropout(dropout, name="head_dropout"),
-             keras.layers.Dense(1 if num_classes == 2 and not multilabel else num_classes,
-                                activation="sigmoid" if num_classes == 2 or multilabel else "softmax",
-                                dtype="float32", name="predictions")]  # FP32 outputs under mixed precision too
+    return head + [keras.layers.Dropout(dropout, name="head_dropout"),
+                   keras.layers.Dense(1 if num_classes == 2 and not multilabel else num_classes,
+                                      activation="sigmoid" if num_classes == 2 or multilabel else "softmax",
+                                      dtype="float32", name="predictions")]  # FP32 outputs under mixed precision
 
-    # === Functional Model ===
-    inputs = keras.Input((None, None, 3), name="image")
-    features = pooling(backbone(scale(resize(inputs)), training=False))
-    model = keras.Model(inputs, _apply(head, features), name="inceptune_classifier")
-    return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel)
+
+def head_loss(num_classes: int, label_smoothing: float = 0.0, multilabel: bool = False
+              ) -> tuple[keras.losses.Loss, bool]:
+    """Binary cross-entropy on 0/1 labels (per class when multi-label), or categorical on class indices
+    (one-hot when smoothing); and whether multi-class labels must be one-hot rows."""
+    if num_classes == 2 or multilabel:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), False
+    if label_smoothing > 0:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), True
+    return keras.losses.SparseCategoricalCrossentropy(), False
 
 
 def inception_scale() -> keras.layers.Layer:

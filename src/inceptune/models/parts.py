@@ -35,7 +35,8 @@ class ModelParts:
     def inception_head(self) -> bool:
         """An Inception-v3 backbone with an inceptune head (the pretrained recipe), not a network from scratch."""
         names = {layer.name for layer in self.backbone.layers}
-        return "mixed10" in names and any(isinstance(layer, keras.layers.Normalization) for layer in self.head)
+        return any(n.startswith("mixed") for n in names) and any(isinstance(layer, keras.layers.Normalization)
+                                                                 for layer in self.head)
 
     def head_weights(self) -> list[list]:
         return [layer.get_weights() for layer in self.head]

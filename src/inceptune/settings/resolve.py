@@ -33,6 +33,7 @@ from inceptune.settings.schema import (
     RunOptions,
     ScratchSettings,
     Settings,
+    StudyOptions,
     SweepOptions,
 )
 from inceptune.settings.spec import PRETRAINED, SCRATCH, SettingError
@@ -40,11 +41,17 @@ from inceptune.training.policies import resolve_policy
 
 # What each command reads: its groups, less the settings it has no use for.
 COMMANDS: dict[str, dict] = {
-    "train": {"groups": ("data", "recipe", "scratch", "run"), "unused": ()},
-    "cv": {"groups": ("data", "recipe", "run", "cv"),
+    "train": {"groups": ("data", "recipe", "scratch", "run", "study"), "unused": ()},
+    "cv": {"groups": ("data", "recipe", "run", "cv", "study"),
            "unused": ("test_split", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard")},
+    "tune": {"groups": ("data", "recipe", "run", "study"),
+             "unused": ("search", "refit", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard",
+                        "augment", "aug", "aug_views", "fine_tune_epochs", "fine_tune_lr", "unfreeze_from",
+                        "unfreeze_top", "unfreeze_every", "block_lr_decay", "train_batchnorm", "fine_tune_augment",
+                        "patience", "schedule", "warmup_epochs")},
     "lr_find": {"groups": ("data", "recipe", "run", "sweep"),
-                "unused": ("from_model", "unsafe", "epochs", "learning_rate", "schedule", "warmup_epochs", "augment",
+                "unused": ("search", "feature_block", "pooling", "head", "l2", "weight_decay", "refit",
+                           "from_model", "unsafe", "epochs", "learning_rate", "schedule", "warmup_epochs", "augment",
                            "aug", "aug_views", "class_weight", "fine_tune_epochs", "fine_tune_lr", "unfreeze_every",
                            "block_lr_decay", "train_batchnorm", "fine_tune_augment", "patience", "out", "overwrite",
                            "resume", "tensorboard", "track", "tracking_uri", "precision", "distribute")},
@@ -52,7 +59,8 @@ COMMANDS: dict[str, dict] = {
 RECORDED = ("resolved", "versions")  # sections of config.json that record facts, not settings
 # Where and how a recorded run was written: replaying its config.json must not write there again.
 NOT_REPLAYED = ("out", "overwrite", "resume")
-WHY_UNUSED = {"cv": "cv", "lr_find": "lr-find"}
+WHY_UNUSED = {"cv": "cv", "lr_find": "lr-find", "tune": "tune (it scores heads on cached features; the "
+                                                            "fine-tuning and augmentation settings are train's)"}
 
 
 def command_settings(command: str) -> list[str]:
@@ -76,9 +84,10 @@ def resolve(command: str, given: dict, config: str | None = None) -> Settings:
         raise UserError("Give the data to train on: a folder of images (or arrays, or a CSV), or a --config file "
                         "that names it.")
     groups = {"data": DataSettings, "recipe": Recipe, "scratch": ScratchSettings, "run": RunOptions,
-              "cv": CvOptions, "sweep": SweepOptions}
+              "cv": CvOptions, "sweep": SweepOptions, "study": StudyOptions}
     settings = Settings(**{g: cls(**{k: v for k, v in checked.items() if TABLE[k][0] == g})
-                           for g, cls in groups.items()})
+                           for g, cls in groups.items()},
+                        given=frozenset(k for k, v in checked.items() if k in given or not _is_default(k, v)))
     _refuse_unused(command, settings, {k: v for k, v in checked.items() if k in given})
     settings = _leave_out_unused(command, settings, {k for k, v in from_file.items()
                                                      if k not in given and not _is_default(k, v)}, config)
@@ -179,11 +188,26 @@ def check_combination(command: str, s: Settings) -> None:
     check_class_weight_syntax(r.class_weight)
     if command == "train" and s.run.resume and not s.run.out:
         raise SettingError("--resume needs --out: the run folder of the interrupted run.")
+    if s.study.timeout is not None:
+        timeout_seconds(s.study.timeout)
     if command == "lr_find" and not s.sweep.min_lr < s.sweep.max_lr:
         raise SettingError(f"--min-lr must be below --max-lr (got {s.sweep.min_lr:g} and {s.sweep.max_lr:g}).")
     if command == "lr_find" and s.sweep.plot is not None and Path(s.sweep.plot).suffix.lower() not in PLOT_SUFFIXES:
         raise SettingError(f"The lr-find plot ({TABLE['plot'][1].cli_flag('plot')}) must end in "
                            f"{', '.join(PLOT_SUFFIXES)}; got {s.sweep.plot!r} instead.")
+
+
+def timeout_seconds(value: str) -> float:
+    """--timeout as seconds: 90, 90s, 10m or 2h."""
+    text = str(value).strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise SettingError(f"--timeout takes seconds or a duration such as 30s, 10m or 2h; got {value!r} instead.")
+    return seconds
 
 
 def check_class_weight_syntax(value: str | None) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inceptune.data.images import DEFAULT_MAX_PIXELS
+from inceptune.features.sources import DEFAULT_BLOCK, DEFAULT_POOLING, SOURCE_BLOCKS, SOURCE_POOLINGS
 from inceptune.models.inception import BLOCKS
 from inceptune.settings.spec import PRETRAINED, SCRATCH, Spec, setting
 from inceptune.training.policies import POLICIES
@@ -37,6 +38,8 @@ ARCHITECTURES = ("inception-v3", "googlenet", "mini-inception", "single-module")
 WIDTH_ARCHITECTURES = ("inception-v3", "mini-inception")  # those with a filter multiplier
 LR_FIND_PHASES = ("head", "fine-tune")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+SEARCHES = ("quick", "full", "none")
+HEADS = ("dense", "linear")
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -57,6 +60,24 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class Recipe:
+    search: str = setting("quick", "How the recipe is chosen on the cached features, by stratified k-fold CV on "
+                                   "train + val: quick (feature source, L2 and class weights, within a quarter of "
+                                   "the extraction time), full (an Optuna study of --trials, heads included) or "
+                                   "none (these settings as given). Settings given explicitly stay fixed.",
+                          choices=SEARCHES, **ONLY_PRETRAINED)
+    feature_block: str = setting(DEFAULT_BLOCK, "The inception block whose output the head sees (the saved model "
+                                                "stops there).", choices=SOURCE_BLOCKS, **ONLY_PRETRAINED)
+    pooling: str = setting(DEFAULT_POOLING, "Pooling of that block's output over space: avg, max, or avgmax (both "
+                                            "side by side).", choices=SOURCE_POOLINGS, **ONLY_PRETRAINED)
+    head: str = setting("dense", "The head: dense (Keras: dropout, --head-units, trained for --epochs) or linear "
+                                 "(an L2 logistic regression fitted exactly, --l2).", choices=HEADS,
+                        **ONLY_PRETRAINED)
+    l2: float = setting(1.0, "L2 penalty of the linear head (scikit-learn's 1/C).", low=0.0, low_open=True,
+                        **ONLY_PRETRAINED)
+    weight_decay: float = setting(0.0, "Weight decay of the dense head in phase 1 (AdamW; 0: Adam).", low=0.0,
+                                  **ONLY_PRETRAINED)
+    refit: bool = setting(True, "After validation, fit the chosen recipe again on train + val before scoring "
+                                "the test split.", **ONLY_PRETRAINED)
     weights: str = setting("imagenet", "imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or "
                                        "a PATH to a weights file.", kind="path")
     from_model: str | None = setting(None, "Continue from a saved model: a run folder, a .keras file or a legacy "
@@ -161,6 +182,15 @@ class CvOptions:
 
 
 @dataclass(frozen=True)
+class StudyOptions:
+    trials: int = setting(40, "Trials of the Optuna study (tune, and train --search full).", low=1)
+    timeout: str | None = setting(None, "Stop starting trials after this long: seconds, or 30s, 10m, 2h.",
+                                  kind="str", optional=True)
+    search_folds: int = setting(5, "Folds of the search's cross-validation on train + val (fewer when a class "
+                                   "has fewer images).", low=2)
+
+
+@dataclass(frozen=True)
 class SweepOptions:
     phase: str = setting("head", "head (phase 1) or fine-tune (phase 2, from --unfreeze-from).",
                          choices=LR_FIND_PHASES)
@@ -179,6 +209,8 @@ class Settings:
     run: RunOptions = RunOptions()
     cv: CvOptions = CvOptions()
     sweep: SweepOptions = SweepOptions()
+    study: StudyOptions = StudyOptions()
+    given: frozenset = frozenset()  # names given explicitly (keywords, flags, a config file): the search keeps them
 
     def flat(self) -> dict:
         """Every setting by its name."""
@@ -206,7 +238,8 @@ class Settings:
 
 
 _GROUP_CLASSES = {"data": DataSettings, "recipe": Recipe, "scratch": ScratchSettings, "run": RunOptions,
-                  "cv": CvOptions, "sweep": SweepOptions}
+                  "cv": CvOptions, "sweep": SweepOptions, "study": StudyOptions}
+GROUPS = tuple(_GROUP_CLASSES)
 # name -> (group, Spec): the one table every check, flag and signature is made from.
 TABLE: dict[str, tuple[str, Spec]] = {f.name: (group, f.metadata["spec"])
                                       for group, cls in _GROUP_CLASSES.items() for f in dataclasses.fields(cls)}

@@ -24,12 +24,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
-from inceptune.data.split import assign_splits
+from inceptune.data.split import assign_folds, assign_splits
 from inceptune.errors import UserError
 from inceptune.evaluation.metrics import classification_metrics, summarize_folds
 from inceptune.evaluation.predictions import write_predictions
@@ -147,17 +146,10 @@ def _cross_validate(s: Settings) -> CrossValidation:
 
 
 def _assign_folds(records, folds: int, seed: int) -> np.ndarray:
-    labels = np.array([r.label for r in records])
-    classes, counts = np.unique(labels, return_counts=True)
-    if counts.min() < folds:
-        raise UserError(f"Class '{classes[counts.argmin()]}' has {counts.min()} images, fewer than --folds {folds}; "
-                        "use fewer folds or add images.")
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    fold_of = np.empty(len(records), dtype=int)
-    groups = [r.sha256 for r in records]
-    for k, (_, test_index) in enumerate(splitter.split(np.zeros(len(records)), labels, groups)):
-        fold_of[test_index] = k
-    return fold_of
+    try:
+        return assign_folds([r.label for r in records], [r.sha256 for r in records], folds, seed)
+    except UserError as exc:
+        raise UserError(str(exc).replace(f"{folds} folds", f"--folds {folds}")) from None
 
 
 def _fold_counts(dataset: Dataset, fold_of: np.ndarray, folds: int) -> dict:

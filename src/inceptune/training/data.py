@@ -65,8 +65,8 @@ class CachedFeatures(_Batches):
         """Keep the whole split in memory when it fits under IN_MEMORY_LIMIT: an epoch on cached features
         can take milliseconds, and reading files per batch would dominate it."""
         if self._features is None:
-            first = self.cache.get(self.kind, self.records[0].sha256)
-            if first is not None and first.nbytes * len(self.records) <= IN_MEMORY_LIMIT:
+            first = read_features(self.records[:1], self.cache, self.kind)
+            if first.nbytes * len(self.records) <= IN_MEMORY_LIMIT:
                 self._features = read_features(self.records, self.cache, self.kind)
         return self
 

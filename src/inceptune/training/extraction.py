@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from inceptune import console
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
-from inceptune.features.extract import POOLED, ExtractionStats, activations_kind, extract_to_cache
+from inceptune.features.extract import ExtractionStats, activations_kind, extract_to_cache
+from inceptune.features.sources import POOLED, SEARCH_KINDS, Source
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
 from inceptune.settings import Settings
@@ -28,16 +29,18 @@ def feature_cache(s: Settings, weights: Weights) -> FeatureCache:
 
 
 def feature_kinds(s: Settings, views: bool = False) -> list[str]:
-    """What one backbone pass must cache: pooled features, and the activations phase 2 starts from
+    """What one backbone pass must cache: pooled features (every source a search may choose, else the
+    recipe's and the classic mixed10 average the baseline uses), and the activations phase 2 starts from
     (for augmented views, only when phase 2 trains on them)."""
     r = s.recipe
     phase2 = r.fine_tune_epochs > 0 and (not views or r.phase2_augment == "views")
-    return [POOLED] + ([activations_kind(r.unfreeze_from)] if phase2 else [])
+    pooled = SEARCH_KINDS if r.search != "none" else (POOLED, *Source(r.feature_block, r.pooling).kinds)
+    return list(dict.fromkeys(pooled)) + ([activations_kind(r.unfreeze_from)] if phase2 else [])
 
 
 def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier,
                      s: Settings) -> ExtractionStats:
-    stats = extract_to_cache(records, cache, classifier.backbone, feature_kinds(s), s.recipe.image_size,
+    stats = extract_to_cache(records, cache, classifier.extractor_base, feature_kinds(s), s.recipe.image_size,
                              s.recipe.batch_size)
     console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, "
                  f"{stats.computed} computed ({stats.seconds:.1f}s).")
@@ -72,7 +75,7 @@ def extract_views(records: list[ImageRecord], cache: FeatureCache, classifier: C
     augmenter = build_augmenter(params, s.data.seed)
     total = views.stats
     for v, view in enumerate(views.of(records), 1):
-        stats = extract_to_cache(view, cache, classifier.backbone, feature_kinds(s, views=True), r.image_size,
+        stats = extract_to_cache(view, cache, classifier.extractor_base, feature_kinds(s, views=True), r.image_size,
                                  r.batch_size, augment=augmenter, description=f"Augmented view {v}/{r.views}")
         total.images += stats.images
         total.from_cache += stats.from_cache

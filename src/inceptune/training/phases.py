@@ -40,14 +40,15 @@ from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float, log_dir: Path | None = None,
                class_weight: dict[int, float] | None = None, resume: "Resume | None" = None,
-               schedule: tuple[str, int] = ("constant", 0)) -> list[dict]:
-    """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit)."""
+               schedule: tuple[str, int] = ("constant", 0), weight_decay: float = 0.0) -> list[dict]:
+    """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit);
+    with `weight_decay`, by AdamW."""
     freeze(classifier.backbone, None)
     train.load_if_small()
     if not classifier.adapted:
         classifier.adapt(train.features())
     return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, log_dir=log_dir,
-                class_weight=class_weight, resume=resume, schedule=schedule)
+                class_weight=class_weight, resume=resume, schedule=schedule, weight_decay=weight_decay)
 
 
 def fine_tune(classifier: Classifier, unfreezing: Unfreezing, train: CachedFeatures | ImageBatches,
@@ -83,11 +84,13 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
          learning_rate: float, classifier: Classifier, stop: ResumableEarlyStopping | None = None,
          log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
          resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0),
-         unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None) -> list[dict]:
+         unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None,
+         weight_decay: float = 0.0) -> list[dict]:
     """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given."""
     steps = len(train)
     rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
-    optimizer = unfreezing.optimizer(rate) if unfreezing else keras.optimizers.Adam(rate)
+    optimizer = (unfreezing.optimizer(rate) if unfreezing else keras.optimizers.AdamW(rate, weight_decay=weight_decay)
+                 if weight_decay > 0 else keras.optimizers.Adam(rate))
     model.compile(optimizer=optimizer, loss=classifier.loss(), metrics=classifier.metrics())
     model.optimizer.build(model.trainable_variables)  # for fine-tuning: every variable the phase will train
     if evaluator is not None:

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from inceptune import console
 from inceptune.data.dataset import Dataset
-from inceptune.features.extract import POOLED, activations_kind
+from inceptune.features.extract import activations_kind
+from inceptune.features.sources import Source
+from inceptune.models.inception import BLOCKS
 from inceptune.models.backbone import build_backbone
 from inceptune.models.classifier import Classifier, build_classifier, refresh_normalization
 from inceptune.models.parts import model_parts
@@ -34,8 +37,13 @@ def new_classifier(weights: Weights, dataset: Dataset, s: Settings) -> Classifie
     """A fresh classifier (backbone weights loaded anew), seeded by the settings."""
     r = s.recipe
     keras.utils.set_random_seed(s.data.seed)
+    if r.head == "linear" and dataset.multilabel:
+        from inceptune.errors import UserError
+
+        raise UserError("The linear head answers one class per image; a multi-label task needs --head dense.")
     classifier = build_classifier(build_backbone(weights, r.image_size), len(dataset.classes), r.image_size,
-                                  r.dropout, tuple(r.head_units), multilabel=dataset.multilabel)
+                                  r.dropout, tuple(r.head_units) if r.head == "dense" else (),
+                                  multilabel=dataset.multilabel, block=r.feature_block, pooling=r.pooling)
     classifier.label_smoothing = r.label_smoothing
     return classifier
 
@@ -75,17 +83,26 @@ def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_d
     if weights:
         console.info("Class weights: " + ", ".join(f"{splits.dataset.classes[i]} {w:.3g}" for i, w in weights.items()))
     schedule = (r.schedule, r.warmup_epochs)
+    source = Source(r.feature_block, r.pooling)
     if resume and resume.state and resume.state["phase"] == "fine-tune":
         history = resume.state["earlier_rows"]  # phase 1 finished before the interruption
         console.info(f"Resuming: phase 1 finished ({len(history)} epochs), not redone.")
+    elif r.head == "linear":
+        history = fit_linear_head(classifier, splits, source.kind, r.l2, weights)
     else:
-        history = train_head(classifier, splits.data("train", POOLED), splits.data("val", POOLED), r.epochs,
-                             r.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume, schedule=schedule)
+        history = train_head(classifier, splits.data("train", source.kind), splits.data("val", source.kind),
+                             r.epochs, r.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume,
+                             schedule=schedule, weight_decay=r.weight_decay)
     if resume:
         resume.earlier_rows = history
     phase1 = time.perf_counter() - start
-    kind, model, phase2, phase2_data = POOLED, classifier.head_model(), 0.0, {}
-    if r.fine_tune_epochs > 0:
+    kind, model, phase2, phase2_data = source.kind, classifier.head_model(), 0.0, {}
+    above = BLOCKS.index(r.unfreeze_from) > BLOCKS.index(r.feature_block)
+    if r.fine_tune_epochs > 0 and above:
+        console.info(f"Fine-tuning skipped: the features come from {r.feature_block}, below {r.unfreeze_from} "
+                     "(--unfreeze-from), so there is nothing to fine-tune.")
+        phase2_data = {"skipped": f"features from {r.feature_block}, below --unfreeze-from {r.unfreeze_from}"}
+    if r.fine_tune_epochs > 0 and not above:
         start = time.perf_counter()
         kind = activations_kind(r.unfreeze_from)
         unfreezing = Unfreezing(classifier.backbone, r.unfreeze_from, r.unfreeze_every, r.block_lr_decay,
@@ -102,6 +119,44 @@ def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_d
         phase2 = time.perf_counter() - start
         model = classifier.top_model(r.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2, phase2_data)
+
+
+def fit_linear_head(classifier: Classifier, splits: SplitData, kind: str, l2: float,
+                    class_weight: dict[int, float] | None) -> list[dict]:
+    """Phase 1 with the linear head: the logistic regression fitted exactly, its weights put into the
+    classifier's standardisation and output layers. One history row (no epochs to run)."""
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from inceptune.models.classifier import set_standardization
+    from inceptune.search.heads import fit_linear
+
+    start = time.perf_counter()
+    train = splits.data("train", kind)  # with the augmented views, when there are any
+    y = _class_indices(train.labels)
+    head = fit_linear(train.features(), y, len(splits.dataset.classes), l2, class_weight)
+    norm, *_, output = classifier.head
+    set_standardization(norm, head.mean, head.variance)
+    output.set_weights([head.kernel.astype("float32"), head.bias.astype("float32")])
+    classifier.adapted = True
+    labels = list(range(len(splits.dataset.classes)))
+    row = {"phase": "head", "epoch": 1}
+    for split, prefix in (("train", ""), ("val", "val_")):
+        data = splits.data(split, kind)
+        if data is None:
+            continue
+        p = head.predict_proba(data.features())
+        row.update({f"{prefix}loss": float(log_loss(_class_indices(data.labels), p, labels=labels)),
+                    f"{prefix}accuracy": float(accuracy_score(_class_indices(data.labels), p.argmax(axis=1)))})
+    row.update({"learning_rate": None, "seconds": round(time.perf_counter() - start, 3), "kept": True})
+    console.info(f"Linear head (l2 {l2:g}): train accuracy {row['accuracy']:.4f}"
+                 + (f", val accuracy {row['val_accuracy']:.4f}" if "val_accuracy" in row else "") + ".")
+    return [row]
+
+
+def _class_indices(labels: np.ndarray) -> np.ndarray:
+    """Training labels (class indices, one-hot rows, or (N, 1) 0/1 for two classes) as class indices."""
+    labels = np.asarray(labels)
+    return labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1).astype(int)
 
 
 def phase2_augmenter(s: Settings) -> keras.Model | None:

@@ -1,0 +1,159 @@
+"""`train --search quick|full|none`: choose the recipe on the cached features of train + val.
+
+    none   the settings as given, scored once (its CV score is still recorded)
+    quick  a fixed order of candidates (search/space.py), stopped when the next one would pass the budget
+           (a quarter of what extracting the images costs): deterministic for a given budget
+    full   an Optuna study (search/study.py) of --trials, heads included
+
+Every mode also scores the plain logistic regression on mixed10's average-pooled features on the same folds
+(the baseline the chosen recipe is compared with), and the search starts from it, so it is never chosen
+over a recipe that beats it, and nothing below it is chosen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from inceptune import console
+from inceptune.search.heads import Score
+from inceptune.search.scoring import SearchData, score
+from inceptune.search.space import IMBALANCE, SEARCHED, baseline_candidate, quick_refinements, quick_sources
+from inceptune.settings import Settings
+
+BUDGET_SHARE = 0.25  # of the extraction's cost: what the quick search may spend
+
+
+@dataclass
+class Tried:
+    candidate: dict
+    score: Score
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in self.candidate.items()},
+                **self.score.as_dict(), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Choice:
+    mode: str
+    candidate: dict  # the chosen recipe settings
+    score: Score
+    baseline: Score
+    folds: int
+    seconds: float = 0.0
+    budget_seconds: float | None = None
+    tried: list[Tried] = field(default_factory=list)
+
+    def apply(self, s: Settings) -> Settings:
+        """The settings with the chosen recipe (and search none: replaying them needs no search)."""
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.candidate.items() if k in SEARCHED}
+        return s.replace(**changes, search="none")
+
+    def record(self, images: int) -> dict:
+        return {"mode": self.mode, "chosen_on": f"train + val ({images} images), stratified {self.folds}-fold CV",
+                "recipe": Tried(self.candidate, self.score, 0).as_dict()["recipe"],
+                "cv_accuracy": round(self.score.accuracy, 6), "cv_log_loss": round(self.score.log_loss, 6),
+                "baseline": {"recipe": "logistic regression (C=1) on mixed10 average-pooled features",
+                             "cv_accuracy": round(self.baseline.accuracy, 6),
+                             "cv_log_loss": round(self.baseline.log_loss, 6)},
+                "seconds": round(self.seconds, 3),
+                "budget_seconds": None if self.budget_seconds is None else round(self.budget_seconds, 3),
+                "tried": [t.as_dict() for t in self.tried]}
+
+
+def recipe_candidate(s: Settings) -> dict:
+    """The recipe settings the search varies, as the settings hold them."""
+    r = s.recipe
+    return {"feature_block": r.feature_block, "pooling": r.pooling, "head": r.head, "l2": r.l2,
+            "class_weight": r.class_weight, "head_units": tuple(r.head_units), "dropout": r.dropout,
+            "learning_rate": r.learning_rate, "epochs": r.epochs, "label_smoothing": r.label_smoothing,
+            "weight_decay": r.weight_decay, "batch_size": r.batch_size}
+
+
+def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | None = None) -> Choice:
+    start = time.perf_counter()
+    base = recipe_candidate(s)
+    fixed = {k: base[k] for k in SEARCHED if k in s.given}
+    tried: list[Tried] = []
+
+    def evaluate(candidate: dict) -> Tried:
+        for t in tried:
+            if t.candidate == candidate:
+                return t
+        t0 = time.perf_counter()
+        t = Tried(candidate, score(candidate, data), time.perf_counter() - t0)
+        tried.append(t)
+        return t
+
+    baseline = evaluate({**base, **baseline_candidate()})
+    if mode == "none":
+        chosen = evaluate(base)
+    elif mode == "quick":
+        chosen = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
+    else:
+        from inceptune.search.study import run_study
+
+        study = run_study(data, base, fixed, s.study.trials, s.study.timeout, s.data.seed, storage=None,
+                          start_from=baseline_candidate())
+        best = study.best_trial
+        chosen = Tried({**base, **best.user_attrs["recipe"]}, Score(best.value, best.user_attrs["log_loss"],
+                                                                     best.user_attrs["per_fold"]),
+                       best.duration.total_seconds() if best.duration else 0.0)
+        tried += [Tried({**base, **t.user_attrs["recipe"]}, Score(t.value, t.user_attrs["log_loss"],
+                                                                   t.user_attrs["per_fold"]), 0.0)
+                  for t in study.trials if t.state.name == "COMPLETE"]
+    choice = Choice(mode, chosen.candidate, chosen.score, baseline.score, data.fold_count,
+                    time.perf_counter() - start, budget_seconds, tried)
+    if mode != "none":
+        console.info(f"Search ({mode}): {len(tried)} recipes in {choice.seconds:.1f}s"
+                     + (f" (budget {budget_seconds:.1f}s)" if budget_seconds is not None else "")
+                     + f"; chose {describe(chosen.candidate)}: CV accuracy {chosen.score.accuracy:.4f} against "
+                       f"{baseline.score.accuracy:.4f} for logistic regression on mixed10.")
+    return choice
+
+
+def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, budget: float | None,
+           baseline: Tried) -> Tried:
+    head = fixed.get("head", "linear")
+    best = evaluate({**base, **{k: v for k, v in baseline_candidate().items() if k not in fixed}, "head": head})
+    costs = [baseline.seconds, best.seconds]
+
+    def affordable() -> bool:
+        if budget is None:
+            return True
+        return time.perf_counter() - start + sum(costs) / len(costs) <= budget
+
+    def better(t: Tried) -> bool:
+        return (t.score.accuracy, -t.score.log_loss) > (best.score.accuracy, -best.score.log_loss)
+
+    for change in quick_sources(fixed):
+        if not affordable():
+            return best
+        t = evaluate({**best.candidate, "head": head, **change})
+        costs.append(t.seconds)
+        best = t if better(t) else best
+    for change in list(quick_refinements(best.candidate, fixed, _imbalanced(data))):
+        if not affordable():
+            return best
+        t = evaluate({**best.candidate, **change})
+        costs.append(t.seconds)
+        best = t if better(t) else best
+    return best
+
+
+def _imbalanced(data: SearchData) -> bool:
+    import numpy as np
+
+    counts = np.bincount(data.labels, minlength=len(data.classes))
+    return counts.max() > IMBALANCE * max(counts.min(), 1)
+
+
+def describe(candidate: dict) -> str:
+    head = (f"linear head (l2 {candidate['l2']:g})" if candidate["head"] == "linear"
+            else f"dense head ({'hidden ' + str(candidate['head_units'][0]) + ', ' if candidate.get('head_units') else ''}"
+                 f"dropout {candidate['dropout']:.2g}, lr {candidate['learning_rate']:.2g}, "
+                 f"{candidate['epochs']} epochs)")
+    weights = ", balanced class weights" if candidate.get("class_weight") == "auto" else ""
+    return f"{candidate['feature_block']} {candidate['pooling']}-pooled, {head}{weights}"
