@@ -110,6 +110,13 @@ _settings_command("cv", "cv", lambda data, **kw: inceptune.cross_validate(data, 
                   extra=[_JSON], show=_show_cv)
 
 
+_settings_command("tune", "tune", lambda data, **kw: inceptune.tune(data, **kw),
+                  "Search the recipe (feature block, pooling, head and its settings) with Optuna on cached "
+                  "features, by k-fold CV on train + val; writes tune.json, best.json (train --config best.json "
+                  "fits it) and plots. Run it again with the same --out to continue a study.",
+                  helps={"out": "Study folder: study.db, tune.json, best.json, plots (default runs/tune-DATA-TIME)."})
+
+
 def _show_lr(finding) -> None:
     low, high = finding.fastest_range
     print(f"suggested learning rate {finding.suggestion:.3g} (fastest fall between {low:.3g} and {high:.3g}); "

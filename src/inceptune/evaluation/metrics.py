@@ -142,9 +142,14 @@ def summarize_folds(folds: list[dict]) -> dict:
     for name in SCALARS:
         values = [f[name] for f in folds if f.get(name) is not None]
         if values:
-            summary[name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
-                             else 0.0, "folds": len(values)}
+            summary[name] = summarize_values(values)
     return summary
+
+
+def summarize_values(values: list[float]) -> dict:
+    """Mean, sample standard deviation and count of one metric over folds."""
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "folds": len(values)}
 
 
 def accuracy_interval(accuracy: float, images: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
-from inceptune.features.sources import POOLED, parts_of, pooled_kind
+from inceptune.features.sources import POOLED, parts_of, pooled_kind  # noqa: F401 (pooled_kind: used from here)
 from inceptune.models.backbone import boundary_layer
 from inceptune.models.classifier import inception_scale
 

@@ -154,4 +154,8 @@ def _inception_base(model: keras.Model, spec: str) -> keras.Model:
         if [tuple(w.shape) for w in inner.weights] == expected:
             fresh.set_weights(inner.get_weights())
             return fresh
+    tops = [c.layers[-1].name for c in candidates if c.layers and c.layers[-1].name.startswith("mixed")]
+    if tops and tops[0] != "mixed10":
+        raise UserError(f"--from {spec} stops at {tops[0]} (its recipe used {tops[0]} features), so it has no "
+                        "weights above it to continue from; train it with --feature-block mixed10 to continue it.")
     raise UserError(f"--from {spec} has no Inception-v3 base (its layers up to mixed10 do not match InceptionV3).")

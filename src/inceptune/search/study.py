@@ -14,7 +14,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from inceptune import console
+from inceptune import console, hooks
 from inceptune.search.scoring import SearchData, score
 from inceptune.search.space import suggest
 from inceptune.settings.resolve import timeout_seconds
@@ -73,6 +73,7 @@ def run_study(data: SearchData, base: dict, fixed: dict, trials: int, timeout: s
             advance(1)
             if on_trial is not None:
                 on_trial(study, trial)
+            hooks.reached("trial_finished", number=trial.number)
             if finished(study) >= trials or (deadline is not None and time.monotonic() >= deadline):
                 study.stop()
 

@@ -30,7 +30,7 @@ from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_folds, assign_splits
 from inceptune.errors import UserError
-from inceptune.evaluation.metrics import classification_metrics, summarize_folds
+from inceptune.evaluation.metrics import classification_metrics, summarize_folds, summarize_values
 from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
 from inceptune.models.weights import resolve_weights
@@ -39,8 +39,10 @@ from inceptune.settings import Settings, documented, resolve
 from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_features, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
-from inceptune.training.splits import SplitData
-from inceptune.training.two_phase import fit_two_phases, new_classifier
+from inceptune.training.baseline import RECIPE as BASELINE
+from inceptune.training.baseline import baseline_scores
+from inceptune.training.recipe import fit_recipe
+from inceptune.training.two_phase import new_classifier
 
 
 @dataclass
@@ -103,7 +105,7 @@ def _cross_validate(s: Settings) -> CrossValidation:
     weights = resolve_weights(s.recipe.weights)
     console.info(f"Weights: {weights.describe()}")
     cache = feature_cache(s, weights)
-    extractor = new_classifier(weights, dataset, s)
+    extractor = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
     extraction = extract_features(dataset.records, cache, extractor, s)
     views = extract_views(pooled, cache, extractor, s)  # every image trains in K - 1 folds
 
@@ -114,13 +116,14 @@ def _cross_validate(s: Settings) -> CrossValidation:
         held_out = [dataclasses.replace(pooled[i], split="test") for i in held]
         rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], s.data.val_split, 0.0, s.data.seed)
         fold_data = dataclasses.replace(dataset, records=rest + held_out)
-        classifier = new_classifier(weights, fold_data, s)
-        splits = SplitData(fold_data, classifier, cache, s, views)
-        fitted = fit_two_phases(classifier, splits, s)
-        probabilities[held] = splits.probabilities(fitted.model, "test", fitted.kind)
+        fit = fit_recipe(weights, fold_data, cache, s, views, extraction)
+        probabilities[held] = fit.probabilities("test")
         metrics = classification_metrics(np.array([fold_data.label_index(r) for r in held_out]), probabilities[held],
                                          dataset.classes)
-        metrics["fine_tune_epochs_run"] = sum(1 for h in fitted.history if h["phase"] == "fine-tune")
+        metrics["fine_tune_epochs_run"] = sum(1 for h in fit.first.history if h["phase"] == "fine-tune")
+        metrics["baseline_accuracy"] = baseline_scores(fold_data, cache, bool(fit.refit))["test"]["accuracy"]
+        if fit.search:
+            metrics["recipe"] = fit.search["recipe"]
         per_fold.append(metrics)
         console.info(f"Fold {k + 1}: accuracy {metrics['accuracy']:.4f} on {metrics['images']} images")
 
@@ -130,6 +133,7 @@ def _cross_validate(s: Settings) -> CrossValidation:
         "data": dataset.root, "folds": s.cv.folds, "classes": dataset.classes, "images": len(pooled),
         "summary": summarize_folds(per_fold), "per_fold": per_fold,
         "out_of_fold": classification_metrics(predictions.y, probabilities, dataset.classes),
+        "baseline": {"recipe": BASELINE, "accuracy": summarize_values([f["baseline_accuracy"] for f in per_fold])},
         "seconds": round(time.perf_counter() - start, 3), "features": extraction.as_dict(),
         "settings": {**s.as_dict(("data", "recipe", "run", "cv")), "resolved": {"weights": weights.describe()},
                      "versions": versions()},
@@ -140,7 +144,8 @@ def _cross_validate(s: Settings) -> CrossValidation:
                  dataset={**dataset.summary(), "counts": _fold_counts(dataset, fold_of, s.cv.folds)},
                  settings=record["settings"])
     acc = record["summary"]["accuracy"]
-    console.info(f"{s.cv.folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f}; cv.json, predictions.csv and "
+    console.info(f"{s.cv.folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f} (logistic regression on mixed10 "
+                 f"features: {record['baseline']['accuracy']['mean']:.4f}); cv.json, predictions.csv and "
                  f"report.html in {out.path}/")
     return CrossValidation(record["summary"], per_fold, predictions, out.path, record)
 

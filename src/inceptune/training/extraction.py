@@ -54,6 +54,10 @@ class Views:
     seed: int
     stats: ExtractionStats
     summary: dict | None
+    hashes: frozenset = frozenset()  # the images whose views were extracted
+
+    def covers(self, record: ImageRecord) -> bool:
+        return record.sha256 in self.hashes
 
     def of(self, records: list[ImageRecord]) -> list[list[ImageRecord]]:
         """Per view, `records` standing for that augmented view (each its own cache key)."""
@@ -69,7 +73,7 @@ def extract_views(records: list[ImageRecord], cache: FeatureCache, classifier: C
 
     r = s.recipe
     params = resolve_policy(r.augment, r.aug)
-    views = Views(params, r.views, s.data.seed, ExtractionStats(), None)
+    views = Views(params, r.views, s.data.seed, ExtractionStats(), None, frozenset(record.sha256 for record in records))
     if not r.views or not params:
         return views
     augmenter = build_augmenter(params, s.data.seed)

@@ -38,10 +38,13 @@ class SplitData:
         if not records:
             return None
         labels = self.labels(split)
-        extra = self.views.of(records) if split == "train" and views and self.views is not None else []
-        if extra:
-            records = records + [r for view in extra for r in view]
-            labels = np.concatenate([labels] * (1 + len(extra)))
+        if split == "train" and views and self.views is not None:
+            # the images whose views were extracted (a refit's train + val holds val images without views)
+            covered = [i for i, r in enumerate(records) if self.views.covers(r)]
+            extra = self.views.of([records[i] for i in covered])
+            if extra:
+                records = records + [r for view in extra for r in view]
+                labels = np.concatenate([labels] + [labels[covered]] * len(extra))
         r = self.settings.recipe
         return CachedFeatures(records, labels, self.cache, kind, r.batch_size, shuffle=split == "train",
                               seed=self.settings.data.seed)

@@ -9,9 +9,7 @@ With `arch` set, `train` runs the from-scratch recipe instead (training/scratch.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import time
 from pathlib import Path
 
 from inceptune import console
@@ -23,7 +21,6 @@ from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.baseline import baseline_scores
 from inceptune.training.checkpoint import Checkpoint
-from inceptune.training.choice import choose_recipe
 from inceptune.training.class_weights import class_weights
 from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_features, extract_views, feature_cache
@@ -31,8 +28,9 @@ from inceptune.training.inputs import load_training_data
 from inceptune.training.phases import Resume
 from inceptune.training.result import TrainResult, default_out, say_results
 from inceptune.training.scratch import ScratchTrainer
+from inceptune.training.recipe import fit_recipe
 from inceptune.training.splits import SplitData
-from inceptune.training.two_phase import Fitted, fit_two_phases, keep_head, new_classifier
+from inceptune.training.two_phase import Fitted, new_classifier
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
 _CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
@@ -85,33 +83,24 @@ class Trainer:
         views = extract_views(dataset.split("train"), cache, base, s)
 
         # === The recipe, chosen on train + val; fitted on train (val held out), then refitted on train + val ===
-        s, search = choose_recipe(s, dataset, cache, extraction, run.file("search.json"), s.run.resume)
-        classifier = new_classifier(weights, dataset, s)
-        if head is not None:
-            keep_head(classifier, head)
-        splits = SplitData(dataset, classifier, cache, s, views)
-        fitted = fit_two_phases(classifier, splits, s, log_dir=run.file("tensorboard") if s.run.tensorboard else None,
-                                resume=Resume(checkpoint, state, s.data.seed))
-        val = splits.probabilities(fitted.model, "val", fitted.kind) if dataset.split("val") else None
-        held, first, refit = splits, fitted, None  # as the dataset splits them (val's and test's labels)
-        if s.recipe.refit and val is not None:
-            classifier, splits, fitted, refit = self._refit(weights, dataset, cache, s, views, fitted)
+        fit = fit_recipe(weights, dataset, cache, s, views, extraction, head,
+                         log_dir=run.file("tensorboard") if s.run.tensorboard else None,
+                         resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"))
+        s, classifier = fit.settings, fit.classifier
 
         # === Scores of every held-out split, then the run folder ===
-        probabilities = {"val": val} if val is not None else {}
+        probabilities = {"val": fit.val} if fit.val is not None else {}
         if dataset.split("test"):
-            probabilities["test"] = splits.probabilities(fitted.model, "test", fitted.kind)
-        metrics = {split: held.scores(split, probabilities[split]) if split in probabilities else None
+            probabilities["test"] = fit.probabilities("test")
+        metrics = {split: fit.held.scores(split, probabilities[split]) if split in probabilities else None
                    for split in ("val", "test")}
-        metrics.update(self._timings(extraction, views.stats, views.summary, first))
-        metrics["search"] = search
-        metrics["refit"] = refit
-        metrics["baseline"] = baseline_scores(dataset, cache, refit is not None)
+        metrics.update(self._timings(extraction, views.stats, views.summary, fit.first))
+        metrics.update(search=fit.search, refit=fit.refit, baseline=baseline_scores(dataset, cache, bool(fit.refit)))
         contents = RunContents(classifier.model, dataset.classes, task(dataset, classifier.binary), s.as_dict(),
                                {"image_size": s.recipe.image_size, "weights": weights.describe(),
                                 "weights_fingerprint": weights.fingerprint, **source},
-                               first.history, manifest_rows(dataset), dataset.summary())
-        run.write_finished(contents, metrics, lambda: self._report(run, dataset, held, probabilities))
+                               fit.first.history, manifest_rows(dataset), dataset.summary())
+        run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities))
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.track:
@@ -119,25 +108,6 @@ class Trainer:
 
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
-
-    def _refit(self, weights: Weights, dataset: Dataset, cache, s: Settings, views, fitted: Fitted):
-        """The chosen recipe fitted again on train + val: the head, and fine-tuning for the epochs it was kept
-        (none when phase 2 did not beat phase 1 on val). Validation figures stay those of the first fit."""
-        phase2 = [h for h in fitted.history if h["phase"] == "fine-tune"]
-        kept = next((h["epoch"] for h in phase2 if h["kept"]), 0)
-        merged = dataclasses.replace(dataset, records=[dataclasses.replace(r, split="train") if r.split == "val"
-                                                       else r for r in dataset.records])
-        again = s.replace(fine_tune_epochs=kept, patience=kept + 1)
-        console.info(f"Refit on train + val ({len(merged.split('train'))} images)"
-                     + (f", fine-tuning {kept} epochs." if kept else "."))
-        classifier = new_classifier(weights, merged, again)
-        splits = SplitData(merged, classifier, cache, again, views)
-        start = time.perf_counter()
-        refitted = fit_two_phases(classifier, splits, again)
-        return classifier, splits, refitted, {
-            "on": "train + val", "images": len(merged.split("train")), "fine_tune_epochs": kept,
-            "seconds": round(time.perf_counter() - start, 3),
-            "note": "val figures are those of the fit on train alone (held out); the saved model is the refit"}
 
     def _weights(self, dataset: Dataset) -> tuple[Weights, list | None]:
         """The backbone's starting weights, and a saved head to keep (--from a run with the same classes)."""

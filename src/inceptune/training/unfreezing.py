@@ -36,8 +36,10 @@ class Unfreezing:
 
     @property
     def blocks(self) -> list[str]:
-        """The blocks phase 2 trains, top first: mixed10, mixed9, ... deepest."""
-        return list(reversed(BLOCKS[BLOCKS.index(self.deepest):]))
+        """The blocks phase 2 trains, top first: the backbone's last (mixed10, or the block the features
+        come from), then down to the deepest."""
+        top = self.backbone.layers[-1].name
+        return list(reversed(BLOCKS[BLOCKS.index(self.deepest):BLOCKS.index(top) + 1]))
 
     def block_at(self, epoch: int) -> str:
         """The lowest unfrozen block during (0-based) epoch `epoch`."""

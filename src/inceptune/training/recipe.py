@@ -1,0 +1,83 @@
+"""The recipe on one dataset's cached features: choose it, fit it on train (val held out), refit on train + val.
+
+    choose_recipe (search on train + val) -> fit_two_phases on train, scored on val
+        -> refit: the chosen recipe again on train + val (fine-tuning for the epochs phase 2 was kept)
+
+`train` runs it once; `cv` once per fold, so cross-validation measures the recipe `train` really fits,
+search and refit included (a nested CV: each fold's search never sees its held-out images).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inceptune import console
+from inceptune.data.dataset import Dataset
+from inceptune.features.cache import FeatureCache
+from inceptune.features.extract import ExtractionStats
+from inceptune.models.classifier import Classifier
+from inceptune.models.weights import Weights
+from inceptune.settings import Settings
+from inceptune.training.choice import choose_recipe
+from inceptune.training.extraction import Views
+from inceptune.training.phases import Resume
+from inceptune.training.splits import SplitData
+from inceptune.training.two_phase import Fitted, fit_two_phases, keep_head, new_classifier
+
+
+@dataclass
+class FittedRecipe:
+    settings: Settings  # with the chosen recipe (search none: they replay without a search)
+    search: dict | None  # the search's record
+    held: SplitData  # the dataset's own splits (val's and test's labels)
+    first: Fitted  # the fit on train, validated on val
+    val: np.ndarray | None  # val probabilities of the first fit (held out)
+    classifier: Classifier  # the final model's (the refit's when there was one)
+    final: Fitted
+    final_splits: SplitData
+    refit: dict | None
+
+    def probabilities(self, split: str) -> np.ndarray:
+        """A held-out split's probabilities from the final model."""
+        return self.final_splits.probabilities(self.final.model, split, self.final.kind)
+
+
+def fit_recipe(weights: Weights, dataset: Dataset, cache: FeatureCache, s: Settings, views: Views,
+               extraction: ExtractionStats, head: list | None = None, log_dir: Path | None = None,
+               resume: Resume | None = None, record_file: Path | None = None) -> FittedRecipe:
+    s, search = choose_recipe(s, dataset, cache, extraction, record_file, bool(resume and resume.state))
+    classifier = new_classifier(weights, dataset, s)
+    if head is not None:
+        keep_head(classifier, head)
+    splits = SplitData(dataset, classifier, cache, s, views)
+    fitted = fit_two_phases(classifier, splits, s, log_dir=log_dir, resume=resume)
+    val = splits.probabilities(fitted.model, "val", fitted.kind) if dataset.split("val") else None
+    result = FittedRecipe(s, search, splits, fitted, val, classifier, fitted, splits, None)
+    if s.recipe.refit and val is not None:
+        _refit(result, weights, dataset, cache, views)
+    return result
+
+
+def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: FeatureCache, views: Views) -> None:
+    """The chosen recipe fitted again on train + val: the head, and fine-tuning for the epochs it was kept
+    (none when phase 2 did not beat phase 1 on val). Validation figures stay those of the first fit."""
+    phase2 = [h for h in result.first.history if h["phase"] == "fine-tune"]
+    kept = next((h["epoch"] for h in phase2 if h["kept"]), 0)
+    merged = dataclasses.replace(dataset, records=[dataclasses.replace(r, split="train") if r.split == "val"
+                                                   else r for r in dataset.records])
+    again = result.settings.replace(fine_tune_epochs=kept, patience=kept + 1)
+    console.info(f"Refit on train + val ({len(merged.split('train'))} images)"
+                 + (f", fine-tuning {kept} epochs." if kept else "."))
+    start = time.perf_counter()
+    result.classifier = new_classifier(weights, merged, again)
+    result.final_splits = SplitData(merged, result.classifier, cache, again, views)
+    result.final = fit_two_phases(result.classifier, result.final_splits, again)
+    result.refit = {"on": "train + val", "images": len(merged.split("train")), "fine_tune_epochs": kept,
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "note": "val figures are those of the fit on train alone (held out); the saved model is the "
+                            "refit"}
