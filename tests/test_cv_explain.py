@@ -17,7 +17,7 @@ pytestmark = requires_shared
 def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, tmp_path):
     proc = run_cli("cv", str(small_flowers), "--folds", "3", "--out", str(tmp_path / "cv"),
                    "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
-                   "--fine-tune-epochs", "1", "--batch-size", "16")
+                   "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
     cv = check_cv_folder(tmp_path / "cv", images=60)

@@ -95,6 +95,26 @@ def test_the_quick_search_stops_at_its_budget_and_keeps_explicit_settings(tmp_pa
     assert fixed.candidate["l2"] == 3.0 and fixed.candidate["feature_block"] == "mixed6"
 
 
+def test_a_better_score_replaces_the_start_only_beyond_fold_to_fold_noise():
+    from inceptune.search.choose import Tried, _departure
+    from inceptune.search.heads import Score
+
+    start_folds = [0.94, 0.96, 0.92, 0.98, 0.96]
+    start = Tried({"feature_block": "mixed10"}, Score(float(np.mean(start_folds)), 0.2, start_folds), 0.0)
+
+    def candidate(gains):
+        folds = [a + g for a, g in zip(start_folds, gains)]
+        return Tried({"feature_block": "mixed8"}, Score(float(np.mean(folds)), 0.2, folds), 0.0)
+
+    noisy = candidate([0.04, -0.02, 0.04, 0.0, 0.02])  # +0.016 on average, but not fold after fold
+    kept, why = _departure(start, noisy, 5)
+    assert kept is start and not why["adopted"] and why["t"] < why["critical"]
+    steady = candidate([0.06, 0.05, 0.07, 0.06, 0.05])
+    taken, why = _departure(start, steady, 5)
+    assert taken is steady and why["adopted"]
+    assert _departure(start, start, 5) == (start, None)
+
+
 def test_search_none_scores_the_recipe_as_given_and_applying_a_choice_turns_the_search_off(tmp_path):
     data = _synthetic(tmp_path)
     s = _settings(tmp_path, head="linear", feature_block="mixed8", search="none")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from inceptune import console
 from inceptune.search.heads import Score
 from inceptune.search.scoring import SearchData, score
@@ -22,6 +24,7 @@ from inceptune.search.space import IMBALANCE, SEARCHED, baseline_candidate, quic
 from inceptune.settings import Settings
 
 BUDGET_SHARE = 0.25  # of the extraction's cost: what the quick search may spend
+SIGNIFICANCE = 0.05  # one-sided level of the test a departure from the starting recipe must pass
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Choice:
     seconds: float = 0.0
     budget_seconds: float | None = None
     tried: list[Tried] = field(default_factory=list)
+    departure: dict | None = None  # the test the best recipe had to pass to replace the starting one
 
     def apply(self, s: Settings) -> Settings:
         """The settings with the chosen recipe (and search none: replaying them needs no search)."""
@@ -58,7 +62,7 @@ class Choice:
                 "baseline": {"recipe": "logistic regression (C=1) on mixed10 average-pooled features",
                              "cv_accuracy": round(self.baseline.accuracy, 6),
                              "cv_log_loss": round(self.baseline.log_loss, 6)},
-                "seconds": round(self.seconds, 3),
+                "departure": self.departure, "seconds": round(self.seconds, 3),
                 "budget_seconds": None if self.budget_seconds is None else round(self.budget_seconds, 3),
                 "tried": [t.as_dict() for t in self.tried]}
 
@@ -88,10 +92,12 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
         return t
 
     baseline = evaluate({**base, **baseline_candidate()})
+    departure = None
     if mode == "none":
         chosen = evaluate(base)
     elif mode == "quick":
-        chosen = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
+        first, best = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
+        chosen, departure = _departure(first, best, data.fold_count)
     else:
         from inceptune.search.study import run_study
 
@@ -104,8 +110,13 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
         tried += [Tried({**base, **t.user_attrs["recipe"]}, Score(t.value, t.user_attrs["log_loss"],
                                                                    t.user_attrs["per_fold"]), 0.0)
                   for t in study.trials if t.state.name == "COMPLETE"]
+        chosen, departure = _departure(baseline, chosen, data.fold_count)
     choice = Choice(mode, chosen.candidate, chosen.score, baseline.score, data.fold_count,
-                    time.perf_counter() - start, budget_seconds, tried)
+                    time.perf_counter() - start, budget_seconds, tried, departure)
+    if departure is not None and not departure["adopted"]:
+        console.info(f"Search: the best of {len(tried)} recipes ({describe(departure['best'])}, CV accuracy "
+                     f"{departure['best_accuracy']:.4f}) is not better than the start beyond fold-to-fold noise "
+                     f"(corrected paired t {departure['t']:.2f} < {departure['critical']:.2f}); keeping the start.")
     if mode != "none":
         console.info(f"Search ({mode}): {len(tried)} recipes in {choice.seconds:.1f}s"
                      + (f" (budget {budget_seconds:.1f}s)" if budget_seconds is not None else "")
@@ -114,10 +125,36 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
     return choice
 
 
+def _departure(first: Tried, best: Tried, folds: int) -> tuple[Tried, dict | None]:
+    """Keep the search's starting recipe unless the best one beats it beyond fold-to-fold noise.
+
+    Nadeau and Bengio's corrected resampled t-test on the per-fold accuracy differences: k-fold training sets
+    overlap, so the variance of the mean difference is (1/k + n_test/n_train) s^2, not s^2 / k. With many
+    candidates within a few images of each other on a small data set, picking the highest score would pick
+    noise; the start (the classic features, the plain penalty) is what the evidence must move us from.
+    """
+    if best is first or best.candidate == first.candidate:
+        return first, None
+    from scipy.stats import t as student
+
+    d = np.array(best.score.per_fold) - np.array(first.score.per_fold)
+    critical = float(student.ppf(1 - SIGNIFICANCE, folds - 1))
+    spread = float(d.var(ddof=1))
+    stat = float(d.mean() / np.sqrt((1 / folds + 1 / (folds - 1)) * spread)) if spread > 0 else \
+        (np.inf if d.mean() > 0 else 0.0)
+    adopted = stat > critical
+    return (best if adopted else first), {
+        "test": "corrected resampled paired t-test (Nadeau & Bengio), one-sided", "level": SIGNIFICANCE,
+        "t": round(stat, 4) if np.isfinite(stat) else "inf", "critical": round(critical, 4), "adopted": adopted,
+        "best": best.candidate if not adopted else None, "best_accuracy": best.score.accuracy}
+
+
 def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, budget: float | None,
-           baseline: Tried) -> Tried:
+           baseline: Tried) -> tuple[Tried, Tried]:
+    """(the starting recipe, the best found)."""
     head = fixed.get("head", "linear")
-    best = evaluate({**base, **{k: v for k, v in baseline_candidate().items() if k not in fixed}, "head": head})
+    best = first = evaluate({**base, **{k: v for k, v in baseline_candidate().items() if k not in fixed},
+                             "head": head})
     costs = [baseline.seconds, best.seconds]
 
     def affordable() -> bool:
@@ -130,22 +167,20 @@ def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, bu
 
     for change in quick_sources(fixed):
         if not affordable():
-            return best
+            return first, best
         t = evaluate({**best.candidate, "head": head, **change})
         costs.append(t.seconds)
         best = t if better(t) else best
     for change in list(quick_refinements(best.candidate, fixed, _imbalanced(data))):
         if not affordable():
-            return best
+            return first, best
         t = evaluate({**best.candidate, **change})
         costs.append(t.seconds)
         best = t if better(t) else best
-    return best
+    return first, best
 
 
 def _imbalanced(data: SearchData) -> bool:
-    import numpy as np
-
     counts = np.bincount(data.labels, minlength=len(data.classes))
     return counts.max() > IMBALANCE * max(counts.min(), 1)
 

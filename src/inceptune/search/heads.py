@@ -102,7 +102,7 @@ def fit_dense(features: np.ndarray, y: np.ndarray, num_classes: int, recipe: Den
     stream = (tf.data.Dataset.from_tensor_slices((features.astype("float32"), targets, weights))
               .shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
               .repeat(recipe.epochs))
-    model.fit(stream, epochs=1, verbose=0)
+    model.fit(stream, epochs=1, verbose=0, shuffle=False)  # the stream shuffles itself, by the seed
     return lambda x: class_probabilities(model.predict_on_batch(np.asarray(x, "float32")))
 
 

@@ -59,11 +59,12 @@ def fit_recipe(weights: Weights, dataset: Dataset, cache: FeatureCache, s: Setti
     val = splits.probabilities(fitted.model, "val", fitted.kind) if dataset.split("val") else None
     result = FittedRecipe(s, search, splits, fitted, val, classifier, fitted, splits, None)
     if s.recipe.refit and val is not None:
-        _refit(result, weights, dataset, cache, views)
+        _refit(result, weights, dataset, cache, views, head)
     return result
 
 
-def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: FeatureCache, views: Views) -> None:
+def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: FeatureCache, views: Views,
+           head: list | None) -> None:
     """The chosen recipe fitted again on train + val: the head, and fine-tuning for the epochs it was kept
     (none when phase 2 did not beat phase 1 on val). Validation figures stay those of the first fit."""
     phase2 = [h for h in result.first.history if h["phase"] == "fine-tune"]
@@ -75,6 +76,8 @@ def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: Feat
                  + (f", fine-tuning {kept} epochs." if kept else "."))
     start = time.perf_counter()
     result.classifier = new_classifier(weights, merged, again)
+    if head is not None:  # the same start as the first fit: a head kept by --from
+        keep_head(result.classifier, head)
     result.final_splits = SplitData(merged, result.classifier, cache, again, views)
     result.final = fit_two_phases(result.classifier, result.final_splits, again)
     result.refit = {"on": "train + val", "images": len(merged.split("train")), "fine_tune_epochs": kept,
