@@ -25,6 +25,7 @@ from inceptune.settings import Settings
 
 BUDGET_SHARE = 0.25  # of the extraction's cost: what the quick search may spend
 SIGNIFICANCE = 0.05  # one-sided level of the test a departure from the starting recipe must pass
+REPEATS = 3  # of the k-fold CV in that test: the search's folds, then folds cut by other seeds
 
 
 @dataclass
@@ -97,7 +98,7 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
         chosen = evaluate(base)
     elif mode == "quick":
         first, best = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
-        chosen, departure = _departure(first, best, data.fold_count)
+        chosen, departure = _departure(first, best, data.fold_count, data)
     else:
         from inceptune.search.study import run_study
 
@@ -110,7 +111,7 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
         tried += [Tried({**base, **t.user_attrs["recipe"]}, Score(t.value, t.user_attrs["log_loss"],
                                                                    t.user_attrs["per_fold"]), 0.0)
                   for t in study.trials if t.state.name == "COMPLETE"]
-        chosen, departure = _departure(baseline, chosen, data.fold_count)
+        chosen, departure = _departure(baseline, chosen, data.fold_count, data)
     choice = Choice(mode, chosen.candidate, chosen.score, baseline.score, data.fold_count,
                     time.perf_counter() - start, budget_seconds, tried, departure)
     if departure is not None and not departure["adopted"]:
@@ -125,26 +126,37 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
     return choice
 
 
-def _departure(first: Tried, best: Tried, folds: int) -> tuple[Tried, dict | None]:
+def _departure(first: Tried, best: Tried, folds: int, data: SearchData | None = None,
+               repeats: int = REPEATS) -> tuple[Tried, dict | None]:
     """Keep the search's starting recipe unless the best one beats it beyond fold-to-fold noise.
 
-    Nadeau and Bengio's corrected resampled t-test on the per-fold accuracy differences: k-fold training sets
-    overlap, so the variance of the mean difference is (1/k + n_test/n_train) s^2, not s^2 / k. With many
-    candidates within a few images of each other on a small data set, picking the highest score would pick
-    noise; the start (the classic features, the plain penalty) is what the evidence must move us from.
+    Nadeau and Bengio's corrected resampled t-test on the per-fold accuracy differences, over `repeats`
+    k-fold CVs (the search's folds, then folds cut by other seeds, when `data` is given): the training
+    sets overlap, so the variance of the mean difference is (1/(k r) + n_test/n_train) s^2, not
+    s^2 / (k r). With many candidates within a few images of each other on a small data set, the highest
+    score is often noise; the start (the classic features, the plain penalty) is what evidence must move
+    us from. The repeats give the test its power when the gain is real.
     """
     if best is first or best.candidate == first.candidate:
         return first, None
     from scipy.stats import t as student
 
-    d = np.array(best.score.per_fold) - np.array(first.score.per_fold)
-    critical = float(student.ppf(1 - SIGNIFICANCE, folds - 1))
+    d = list(np.array(best.score.per_fold) - np.array(first.score.per_fold))
+    runs = 1
+    if data is not None:
+        for r in range(1, repeats):
+            again = data.refolded(data.seed + r)
+            d += list(np.array(score(best.candidate, again).per_fold) - np.array(score(first.candidate, again).per_fold))
+            runs += 1
+    d = np.array(d)
+    critical = float(student.ppf(1 - SIGNIFICANCE, len(d) - 1))
     spread = float(d.var(ddof=1))
-    stat = float(d.mean() / np.sqrt((1 / folds + 1 / (folds - 1)) * spread)) if spread > 0 else \
+    stat = float(d.mean() / np.sqrt((1 / len(d) + 1 / (folds - 1)) * spread)) if spread > 0 else \
         (np.inf if d.mean() > 0 else 0.0)
     adopted = stat > critical
     return (best if adopted else first), {
-        "test": "corrected resampled paired t-test (Nadeau & Bengio), one-sided", "level": SIGNIFICANCE,
+        "test": f"corrected resampled paired t-test (Nadeau & Bengio), one-sided, {runs} x {folds}-fold CV",
+        "level": SIGNIFICANCE,
         "t": round(stat, 4) if np.isfinite(stat) else "inf", "critical": round(critical, 4), "adopted": adopted,
         "best": best.candidate if not adopted else None, "best_accuracy": best.score.accuracy}
 

@@ -48,6 +48,12 @@ class SearchData:
         fold_of = assign_folds([classes[i] for i in labels], [r.sha256 for r in records], fold_count, seed)
         return cls(records, labels, classes, fold_of, cache, seed)
 
+    def refolded(self, seed: int) -> "SearchData":
+        """The same records and cached features, cut into folds by another seed (a repeat of the CV)."""
+        fold_of = assign_folds([self.classes[i] for i in self.labels], [r.sha256 for r in self.records],
+                               self.fold_count, seed)
+        return SearchData(self.records, self.labels, self.classes, fold_of, self.cache, self.seed, self._features)
+
     @property
     def fold_count(self) -> int:
         return int(self.folds.max()) + 1
