@@ -76,3 +76,19 @@ def test_hymenoptera_at_299_with_4_augmented_views_costs_5_passes_and_keeps_accu
     print(f"\nval accuracy: plain {plain.metrics['val']['accuracy']:.4f}, "
           f"augmented {augmented.metrics['val']['accuracy']:.4f}")
     assert augmented.metrics["val"]["accuracy"] >= plain.metrics["val"]["accuracy"]
+
+
+def test_hymenoptera_with_val_as_the_test_split_reaches_096_with_the_default_search(tmp_path, monkeypatch):
+    """Issue 16: the default train (search, fit, refit) on hymenoptera's train/, scored on its val/ as test."""
+    monkeypatch.setenv("INCEPTUNE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train").symlink_to(HYMENOPTERA / "train")
+    (data / "test").symlink_to(HYMENOPTERA / "val")
+    result = inceptune.train(str(data), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS))
+    m = result.metrics
+    assert m["test"]["images"] == 153 and m["test"]["accuracy"] >= 0.96
+    assert m["test"]["accuracy"] >= m["baseline"]["test"]["accuracy"]
+    search = m["search"]
+    assert search["mode"] == "quick" and search["cv_accuracy"] >= search["baseline"]["cv_accuracy"]
+    assert search["budget_seconds"] == pytest.approx(0.25 * search["extraction_cost_seconds"], abs=1e-3)

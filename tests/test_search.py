@@ -197,6 +197,8 @@ def test_default_train_searches_refits_and_replays_its_choice(flowers_small, tmp
         if name in config["recipe"]:
             assert config["recipe"][name] == value, name
     assert json.loads((result.run / "search.json").read_text())["recipe"] == search["recipe"]
+    report = (result.run / "report.html").read_text()
+    assert "Recipe: what chose what" in report and "val figures are the fit on train alone" in report
     # the saved model takes raw pixels and gives what the run scored on its test split
     predicted = inceptune.load(str(result.run), runtime="keras").predict_proba(
         [row["path"] for row in _csv(result.run / "predictions.csv")])

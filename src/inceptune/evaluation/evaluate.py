@@ -67,7 +67,7 @@ def labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
                      folder: RunFolder, source: str, extra: dict | None = None,
-                     images: np.ndarray | None = None) -> dict:
+                     images: np.ndarray | None = None, recipe: list[tuple[str, str]] = ()) -> dict:
     """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`."""
     target = Path(target)
     y_true = np.array([classes.index(r.label) for r in records])
@@ -78,7 +78,7 @@ def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str
     atomic_write_json(target / "evaluation.json", metrics)
     write_report(target / "report.html", f"inceptune run {folder.path.name}", figures=figures, metrics=metrics,
                  dataset=_read_optional(folder, "dataset.json"), settings=_read_optional(folder, "config.json"),
-                 source=source)
+                 source=source, recipe=recipe)
     return metrics
 
 

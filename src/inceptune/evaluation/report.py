@@ -18,8 +18,10 @@ from inceptune.evaluation.metrics import SCALARS
 
 def write_report(path: str | os.PathLike, title: str, *, figures: list[tuple[Path, str]] = (),
                  metrics: dict | None = None, dataset: dict | None = None, settings: dict | None = None,
-                 cv: dict | None = None, source: str | None = None) -> Path:
-    """Render the report; `figures` are (PNG path, caption) pairs, embedded as data URIs."""
+                 cv: dict | None = None, source: str | None = None,
+                 recipe: list[tuple[str, str]] = ()) -> Path:
+    """Render the report; `figures` are (PNG path, caption) pairs, embedded as data URIs; `recipe` rows say
+    how the recipe was chosen and on which split."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(resources.files("inceptune.resources").joinpath("report.html.j2").read_text("utf-8"))
     scalars = []
@@ -29,7 +31,7 @@ def write_report(path: str | os.PathLike, title: str, *, figures: list[tuple[Pat
         scalars.append(("images", metrics["images"]))
     html = template.render(
         title=title, version=__version__, written=f"{datetime.now():%Y-%m-%d %H:%M}", source=source,
-        metrics=metrics, scalars=scalars, cv=cv, dataset=dataset,
+        metrics=metrics, scalars=scalars, cv=cv, dataset=dataset, recipe=list(recipe),
         settings=_setting_rows(settings or {}),
         figures=[{"data": base64.b64encode(Path(p).read_bytes()).decode("ascii"), "caption": caption}
                  for p, caption in figures if Path(p).is_file()],

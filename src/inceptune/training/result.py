@@ -34,3 +34,32 @@ def say_results(run: Path, metrics: dict) -> None:
                 line += f"; logistic regression on mixed10 features: {baseline[split]['accuracy']:.4f}"
             console.info(line)
     console.info(f"Saved the model, report.html and plots in {run}/")
+
+
+def recipe_rows(metrics: dict) -> list[tuple[str, str]]:
+    """How the recipe was chosen and on which split, in words, for report.html."""
+    rows = []
+    search, refit, baseline = metrics.get("search"), metrics.get("refit"), metrics.get("baseline") or {}
+    if search:
+        from inceptune.search.choose import describe
+
+        rows.append(("recipe", describe(search["recipe"])))
+        rows.append(("chosen by", f"search {search['mode']}, on {search['chosen_on']}; {len(search['tried'])} "
+                                  f"recipes in {search['seconds']:.1f}s"
+                                  + (f" (budget {search['budget_seconds']:.1f}s, a quarter of extracting the images)"
+                                     if search.get("budget_seconds") is not None else "")))
+        rows.append(("CV accuracy", f"{search['cv_accuracy']:.4f}; logistic regression on mixed10: "
+                                    f"{search['baseline']['cv_accuracy']:.4f}"))
+        d = search.get("departure")
+        if d:
+            rows.append(("departure test", f"{d['test']}: t {d['t']} against {d['critical']} -> "
+                                           + ("adopted" if d["adopted"] else "kept the start")))
+    if refit:
+        rows.append(("refit", f"on {refit['on']} ({refit['images']} images), fine-tuning {refit['fine_tune_epochs']} "
+                              "epochs; val figures are the fit on train alone (held out), test is the refit's"))
+    for split in ("val", "test"):
+        if split in baseline and metrics.get(split):
+            rows.append((f"{split} accuracy", f"{metrics[split]['accuracy']:.4f}; logistic regression on mixed10 "
+                                              f"(fit on {baseline[split]['fit_on']}): "
+                                              f"{baseline[split]['accuracy']:.4f}"))
+    return rows

@@ -26,7 +26,7 @@ from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_features, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.phases import Resume
-from inceptune.training.result import TrainResult, default_out, say_results
+from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.training.scratch import ScratchTrainer
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.splits import SplitData
@@ -100,7 +100,8 @@ class Trainer:
                                {"image_size": s.recipe.image_size, "weights": weights.describe(),
                                 "weights_fingerprint": weights.fingerprint, **source},
                                fit.first.history, manifest_rows(dataset), dataset.summary())
-        run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities))
+        run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities,
+                                                                     recipe_rows(metrics)))
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.track:
@@ -134,7 +135,8 @@ class Trainer:
                            "kept": any(h["kept"] for h in phase2), **fitted.phase2_data}}
 
     @staticmethod
-    def _report(run: RunFolder, dataset: Dataset, splits: SplitData, probabilities: dict) -> dict | None:
+    def _report(run: RunFolder, dataset: Dataset, splits: SplitData, probabilities: dict,
+                recipe: list[tuple[str, str]]) -> dict | None:
         """Metrics, plots and report.html of the held-out split (test, else val), from the cached features."""
         split = "test" if "test" in probabilities else "val" if "val" in probabilities else None
         if split is None:
@@ -147,7 +149,7 @@ class Trainer:
                                         probabilities[split], dataset.classes, f"the {split} split")
         else:
             write_evaluation(run.path, records, dataset.classes, probabilities[split], folder=run,
-                             source=f"the {split} split")
+                             source=f"the {split} split", recipe=recipe)
         return {"report": {"split": split}}
 
 
