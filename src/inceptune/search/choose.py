@@ -31,19 +31,19 @@ REPEATS = 3  # of the k-fold CV in that test: the search's folds, then folds cut
 @dataclass
 class Tried:
     candidate: dict
-    score: Score
+    score: Score | None
     seconds: float
 
     def as_dict(self) -> dict:
         return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in self.candidate.items()},
-                **self.score.as_dict(), "seconds": round(self.seconds, 3)}
+                **(self.score.as_dict() if self.score is not None else {}), "seconds": round(self.seconds, 3)}
 
 
 @dataclass
 class Choice:
     mode: str
     candidate: dict  # the chosen recipe settings
-    score: Score
+    score: Score | None  # None: a dense head with --search none (not scored)
     baseline: Score
     folds: int
     seconds: float = 0.0
@@ -57,9 +57,12 @@ class Choice:
         return s.replace(**changes, search="none")
 
     def record(self, images: int) -> dict:
+        scored = self.score is not None
         return {"mode": self.mode, "chosen_on": f"train + val ({images} images), stratified {self.folds}-fold CV",
-                "recipe": Tried(self.candidate, self.score, 0).as_dict()["recipe"],
-                "cv_accuracy": round(self.score.accuracy, 6), "cv_log_loss": round(self.score.log_loss, 6),
+                "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in self.candidate.items()},
+                "cv_accuracy": round(self.score.accuracy, 6) if scored else None,
+                "cv_log_loss": round(self.score.log_loss, 6) if scored else None,
+                **({} if scored else {"not_scored": "a dense head's CV score comes from --search full or tune"}),
                 "baseline": {"recipe": "logistic regression (C=1) on mixed10 average-pooled features",
                              "cv_accuracy": round(self.baseline.accuracy, 6),
                              "cv_log_loss": round(self.baseline.log_loss, 6)},
@@ -95,7 +98,8 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
     baseline = evaluate({**base, **baseline_candidate()})
     departure = None
     if mode == "none":
-        chosen = evaluate(base)
+        # a linear head is scored in a second; the dense head's folds are Keras fits, left to the searches
+        chosen = evaluate(base) if base["head"] == "linear" else Tried(base, None, 0.0)
     elif mode == "quick":
         first, best = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
         chosen, departure = _departure(first, best, data.fold_count, data)

@@ -48,8 +48,8 @@ def recipe_rows(metrics: dict) -> list[tuple[str, str]]:
                                   f"recipes in {search['seconds']:.1f}s"
                                   + (f" (budget {search['budget_seconds']:.1f}s, a quarter of extracting the images)"
                                      if search.get("budget_seconds") is not None else "")))
-        rows.append(("CV accuracy", f"{search['cv_accuracy']:.4f}; logistic regression on mixed10: "
-                                    f"{search['baseline']['cv_accuracy']:.4f}"))
+        ours = "not scored" if search["cv_accuracy"] is None else f"{search['cv_accuracy']:.4f}"
+        rows.append(("CV accuracy", f"{ours}; logistic regression on mixed10: {search['baseline']['cv_accuracy']:.4f}"))
         d = search.get("departure")
         if d:
             rows.append(("departure test", f"{d['test']}: t {d['t']} against {d['critical']} -> "
