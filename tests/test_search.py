@@ -4,6 +4,7 @@ resumable), and `train` choosing, refitting and replaying on real cached feature
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import numpy as np
@@ -79,10 +80,13 @@ def test_the_quick_search_starts_from_the_baseline_and_finds_the_informative_sou
     assert (choice.candidate["feature_block"], choice.candidate["pooling"]) == ("mixed8", "avg")
     assert choice.score.accuracy > 0.9 > choice.baseline.accuracy
     assert choice.candidate["head"] == "linear"
-    # every source was tried, in the documented order, then the L2 refinements
+    # every single-block source was tried, in the documented order, then the best two and three blocks side
+    # by side, then the L2 refinements
     sources = [(t.candidate["feature_block"], t.candidate["pooling"]) for t in choice.tried[:18]]
     assert sources == [(c["feature_block"], c["pooling"]) for c in quick_sources({})]
-    assert {t.candidate["l2"] for t in choice.tried[18:]} == {0.1, 10.0, 0.01, 100.0}
+    pair, triple = (t.candidate["feature_block"] for t in choice.tried[18:20])
+    assert pair.count("+") == 1 and triple.count("+") == 2 and "mixed8" in pair.split("+")
+    assert {t.candidate["l2"] for t in choice.tried[20:]} == {0.1, 10.0, 0.01, 100.0}
 
 
 def test_the_quick_search_stops_at_its_budget_and_keeps_explicit_settings(tmp_path):
@@ -157,9 +161,11 @@ def test_the_study_is_reproducible_and_a_restarted_study_keeps_its_finished_tria
     ({"search": "slow"}, "'search' setting (--search) must be a str among"),
     ({"pooling": "sum"}, "'pooling' setting (--pooling)"),
     ({"l2": 0}, "'l2' setting (--l2) must be a float in the range (0, inf)"),
+    ({"feature_block": "mixed8+mixed8"}, "two or three of them joined by +"),
+    ({"feature_block": "mixed4"}, "a feature block is one of mixed5"),
 ])
 def test_search_settings_are_checked_before_any_image_is_read(tmp_path, given, words):
-    with pytest.raises(SettingError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(SettingError, match=re.escape(words)):
         resolve("train", {"data": str(tmp_path / "nowhere"), **given})
 
 
@@ -243,3 +249,29 @@ def _csv(path):
 
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+@requires_shared
+def test_two_blocks_side_by_side_make_a_model_that_loads_predicts_explains_and_exports(flowers_small, tmp_path):
+    """A concatenated source (mixed8 + mixed10, avg and max each): the saved model computes the features
+    the cache holds, so Keras, Grad-CAM and ONNX Runtime agree with what the run scored."""
+    import inceptune
+
+    result = inceptune.train(str(flowers_small), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+                             image_size=SIZE, test_split=0.2, search="none", head="linear",
+                             feature_block="mixed8+mixed10", pooling="avgmax", fine_tune_epochs=0)
+    rows = _csv(result.run / "predictions.csv")
+    classes = json.loads((result.run / "labels.json").read_text())["classes"]
+    stored = np.array([[float(row[f"p_{c}"]) for c in classes] for row in rows])
+    model = inceptune.load(str(result.run), runtime="keras")
+    np.testing.assert_allclose(model.predict_proba([row["path"] for row in rows]).values, stored, atol=2e-4)
+    from PIL import Image
+
+    width, height = Image.open(rows[0]["path"]).size
+    heatmap = model.explain(rows[0]["path"])["heatmap"]  # over the deepest block of the source, mixed10
+    assert heatmap.shape == (height, width) and np.isfinite(heatmap).all()
+    assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0  # (at 75x75 mixed10 is one cell: a flat map)
+    exported = inceptune.export(str(result.run), "onnx")
+    assert exported["max_abs_diff"] < 1e-4
+    onnx = inceptune.load(str(result.run), runtime="onnx")
+    np.testing.assert_allclose(onnx.predict_proba([row["path"] for row in rows]).values, stored, atol=1e-3)

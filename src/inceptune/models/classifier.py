@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from inceptune.features.sources import source_blocks
 from inceptune.features.standardize import standardization
 from inceptune.models.backbone import top_of_backbone
 
@@ -55,7 +56,9 @@ class Classifier:
 
     def head_model(self) -> keras.Model:
         """Pooled features -> probabilities (phase 1)."""
-        inputs = keras.Input(self.pooling.compute_output_shape(self.backbone.output.shape)[1:], name="features")
+        shape = (self.pooling.output.shape if isinstance(self.pooling, keras.Model)
+                 else self.pooling.compute_output_shape(self.backbone.output.shape))
+        inputs = keras.Input(shape[1:], name="features")
         return keras.Model(inputs, _apply(self.head, inputs), name="head")
 
     def top_model(self, unfreeze_from: str, train_batchnorm: bool = False) -> keras.Model:
@@ -124,12 +127,15 @@ def build_classifier(
             model runs nothing above it), pooled by avg, max or avgmax (both, side by side).
     """
     base = backbone
-    if block != backbone.layers[-1].name:
+    blocks = source_blocks(block)
+    if len(blocks) > 1:  # several blocks side by side: one output each, shallow first
+        backbone = keras.Model(backbone.input, [backbone.get_layer(b).output for b in blocks], name=backbone.name)
+    elif block != backbone.layers[-1].name:
         backbone = keras.Model(backbone.input, backbone.get_layer(block).output, name=backbone.name)
     # === Layers ===
     resize = keras.layers.Resizing(image_size, image_size, name="resize", **RESIZE)
     scale = inception_scale()
-    pooling = source_pooling(pooling, backbone.output.shape[-1])
+    pooling = source_pooling(pooling, [o.shape[-1] for o in backbone.outputs])
     head = head_layers(num_classes, dropout, hidden_units, multilabel)
 
     # === Functional Model ===
@@ -139,16 +145,22 @@ def build_classifier(
     return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel, base=base)
 
 
-def source_pooling(pooling: str, channels: int) -> keras.layers.Layer:
-    """Block activations -> one vector: average, max, or both side by side (avg first, as the cache reads them)."""
-    if pooling == "avg":
+def source_pooling(pooling: str, channels: list[int]) -> keras.layers.Layer:
+    """Block activations -> one vector: average, max, or both side by side (avg first), block by block
+    (shallow first), in the order the cache's kinds are read."""
+    if len(channels) == 1 and pooling == "avg":
         return keras.layers.GlobalAveragePooling2D(name="avg_pool")
-    if pooling == "max":
+    if len(channels) == 1 and pooling == "max":
         return keras.layers.GlobalMaxPooling2D(name="max_pool")
-    inputs = keras.Input((None, None, channels), name="activations")
-    both = keras.layers.Concatenate(name="avg_max")([keras.layers.GlobalAveragePooling2D(name="avg")(inputs),
-                                                      keras.layers.GlobalMaxPooling2D(name="max")(inputs)])
-    return keras.Model(inputs, both, name="avgmax_pool")
+    inputs = [keras.Input((None, None, c), name=f"activations_{i}") for i, c in enumerate(channels)]
+    pooled = []
+    for i, x in enumerate(inputs):
+        if pooling in ("avg", "avgmax"):
+            pooled.append(keras.layers.GlobalAveragePooling2D(name=f"avg_{i}")(x))
+        if pooling in ("max", "avgmax"):
+            pooled.append(keras.layers.GlobalMaxPooling2D(name=f"max_{i}")(x))
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], keras.layers.Concatenate(name="side_by_side")(pooled),
+                       name=f"{pooling}_pool")
 
 
 def head_layers(num_classes: int, dropout: float = 0.2, hidden_units: tuple[int, ...] = (),

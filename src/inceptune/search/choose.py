@@ -20,7 +20,8 @@ import numpy as np
 from inceptune import console
 from inceptune.search.heads import Score
 from inceptune.search.scoring import SearchData, score
-from inceptune.search.space import IMBALANCE, SEARCHED, baseline_candidate, quick_refinements, quick_sources
+from inceptune.search.space import (IMBALANCE, SEARCHED, baseline_candidate, quick_concatenations,
+                                    quick_refinements, quick_sources)
 from inceptune.settings import Settings
 
 BUDGET_SHARE = 0.25  # of the extraction's cost: what the quick search may spend
@@ -181,10 +182,19 @@ def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, bu
     def better(t: Tried) -> bool:
         return (t.score.accuracy, -t.score.log_loss) > (best.score.accuracy, -best.score.log_loss)
 
+    by_block: dict[str, float] = {}  # the best CV accuracy of each single block
     for change in quick_sources(fixed):
         if not affordable():
             return first, best
         t = evaluate({**best.candidate, "head": head, **change})
+        costs.append(t.seconds)
+        by_block[change["feature_block"]] = max(by_block.get(change["feature_block"], 0.0), t.score.accuracy)
+        best = t if better(t) else best
+    ranked = sorted(by_block, key=lambda b: -by_block[b])
+    for change in list(quick_concatenations(ranked, fixed)):
+        if not affordable():
+            return first, best
+        t = evaluate({**best.candidate, **change})
         costs.append(t.seconds)
         best = t if better(t) else best
     for change in list(quick_refinements(best.candidate, fixed, _imbalanced(data))):

@@ -6,18 +6,22 @@ rate, epochs, label smoothing, weight decay). Settings a user gave
 explicitly are never varied.
 
 The quick search is a fixed, deterministic order cut by a time budget:
-    1. every feature source with the current head (average pooling first,
-       deepest block first: the classic mixed10 average comes first, so the
-       search's first score is the plain logistic-regression baseline);
-    2. the L2 penalty of the linear head on the best source;
-    3. balanced class weights when the classes are imbalanced.
+    1. every single-block source with the current head (average pooling
+       first, deepest block first: the classic mixed10 average comes first,
+       so the search's first score is the plain logistic-regression baseline);
+    2. the best two and the best three blocks side by side, with the best
+       source's pooling;
+    3. the L2 penalty of the linear head on the best source;
+    4. balanced class weights when the classes are imbalanced.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from inceptune.features.sources import SOURCE_BLOCKS
+from itertools import combinations
+
+from inceptune.features.sources import MAX_BLOCKS, SOURCE_BLOCKS, joined
 
 SEARCHED = ("feature_block", "pooling", "head", "l2", "class_weight", "head_units", "dropout", "learning_rate",
             "epochs", "label_smoothing", "weight_decay")
@@ -36,6 +40,19 @@ def quick_sources(fixed: dict) -> Iterator[dict]:
                 yield candidate
 
 
+def quick_concatenations(ranked_blocks: list[str], fixed: dict) -> Iterator[dict]:
+    """Stage 2: the best two, then the best three single blocks side by side (`ranked_blocks`: best first)."""
+    if "feature_block" in fixed:
+        return
+    for n in range(2, MAX_BLOCKS + 1):
+        if len(ranked_blocks) >= n:
+            yield {"feature_block": joined(ranked_blocks[:n])}
+
+
+# Every source block, and every pair and triple of them: what the Optuna study chooses from.
+BLOCK_CHOICES = tuple(joined(c) for n in range(1, MAX_BLOCKS + 1) for c in combinations(SOURCE_BLOCKS, n))
+
+
 def quick_refinements(best: dict, fixed: dict, imbalanced: bool) -> Iterator[dict]:
     """Stages 2 and 3: changes to the best candidate so far."""
     if best["head"] == "linear" and "l2" not in fixed:
@@ -50,7 +67,7 @@ def suggest(trial, fixed: dict) -> dict:
     def pick(name, suggest_fn):
         return fixed[name] if name in fixed else suggest_fn()
 
-    c = {"feature_block": pick("feature_block", lambda: trial.suggest_categorical("feature_block", SOURCE_BLOCKS)),
+    c = {"feature_block": pick("feature_block", lambda: trial.suggest_categorical("feature_block", BLOCK_CHOICES)),
          "pooling": pick("pooling", lambda: trial.suggest_categorical("pooling", ("avg", "max", "avgmax"))),
          "head": pick("head", lambda: trial.suggest_categorical("head", ("linear", "dense"))),
          "class_weight": pick("class_weight", lambda: trial.suggest_categorical("class_weight", ("none", "auto")))}

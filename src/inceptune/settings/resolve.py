@@ -21,6 +21,7 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.errors import UserError
+from inceptune.features.sources import source_blocks
 from inceptune.models.inception import MIN_IMAGE_SIZE
 from inceptune.settings.schema import (
     DEFAULTS,
@@ -186,6 +187,10 @@ def check_combination(command: str, s: Settings) -> None:
         raise SettingError("--fine-tune-augment views needs cached views: pass --augment with --aug-views K "
                            "(K >= 1).")
     check_class_weight_syntax(r.class_weight)
+    try:
+        source_blocks(r.feature_block)
+    except ValueError as exc:
+        raise SettingError(f"The 'feature_block' setting (--feature-block): {exc}.") from None
     if command == "train" and s.run.resume and not s.run.out:
         raise SettingError("--resume needs --out: the run folder of the interrupted run.")
     if s.study.timeout is not None:

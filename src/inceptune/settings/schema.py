@@ -65,8 +65,10 @@ class Recipe:
                                    "the extraction time), full (an Optuna study of --trials, heads included) or "
                                    "none (these settings as given). Settings given explicitly stay fixed.",
                           choices=SEARCHES, **ONLY_PRETRAINED)
-    feature_block: str = setting(DEFAULT_BLOCK, "The inception block whose output the head sees (the saved model "
-                                                "stops there).", choices=SOURCE_BLOCKS, **ONLY_PRETRAINED)
+    feature_block: str = setting(DEFAULT_BLOCK, f"The inception block whose output the head sees ({SOURCE_BLOCKS[0]}.."
+                                                f"{SOURCE_BLOCKS[-1]}), or two or three side by side (mixed8+mixed10); "
+                                                "the saved model stops at the deepest.", kind="str",
+                                 **ONLY_PRETRAINED)
     pooling: str = setting(DEFAULT_POOLING, "Pooling of that block's output over space: avg, max, or avgmax (both "
                                             "side by side).", choices=SOURCE_POOLINGS, **ONLY_PRETRAINED)
     head: str = setting("dense", "The head: dense (Keras: dropout, --head-units, trained for --epochs) or linear "

@@ -97,11 +97,12 @@ def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_d
         resume.earlier_rows = history
     phase1 = time.perf_counter() - start
     kind, model, phase2, phase2_data = source.kind, classifier.head_model(), 0.0, {}
-    above = BLOCKS.index(r.unfreeze_from) > BLOCKS.index(r.feature_block)
+    lowest = source.blocks[0]
+    above = BLOCKS.index(r.unfreeze_from) > BLOCKS.index(lowest)
     if r.fine_tune_epochs > 0 and above:
-        console.info(f"Fine-tuning skipped: the features come from {r.feature_block}, below {r.unfreeze_from} "
-                     "(--unfreeze-from), so there is nothing to fine-tune.")
-        phase2_data = {"skipped": f"features from {r.feature_block}, below --unfreeze-from {r.unfreeze_from}"}
+        console.info(f"Fine-tuning skipped: the features come from {lowest}, below {r.unfreeze_from} "
+                     "(--unfreeze-from), which fine-tuning would leave as they are.")
+        phase2_data = {"skipped": f"features from {lowest}, below --unfreeze-from {r.unfreeze_from}"}
     if r.fine_tune_epochs > 0 and not above:
         start = time.perf_counter()
         kind = activations_kind(r.unfreeze_from)
