@@ -175,9 +175,12 @@ def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, bu
     costs = [baseline.seconds, best.seconds]
 
     def affordable() -> bool:
+        """Room for one more try (the dearest so far) and for the departure test after it, which scores the
+        start and the best again on REPEATS - 1 more k-fold CVs."""
         if budget is None:
             return True
-        return time.perf_counter() - start + max(costs) <= budget  # the dearest try so far: room for one more
+        departure = (REPEATS - 1) * (first.seconds + best.seconds)
+        return time.perf_counter() - start + max(costs) + departure <= budget
 
     def better(t: Tried) -> bool:
         return (t.score.accuracy, -t.score.log_loss) > (best.score.accuracy, -best.score.log_loss)
