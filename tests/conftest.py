@@ -134,9 +134,9 @@ def _small_run(data: Path, tmp_path_factory, name: str, **settings):
     if not SHARED_WEIGHTS.is_file():
         pytest.skip(f"needs {SHARED_WEIGHTS}")
     out = tmp_path_factory.mktemp("runs") / name
-    # both phases with the dense head, as given (tests/test_search.py covers the search)
+    # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
     return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
-                           epochs=15, batch_size=16, search="none", **settings)
+                           epochs=15, batch_size=16, search="none", refit=False, **settings)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -228,7 +228,7 @@ def test_tune_killed_mid_study_continues_and_its_best_recipe_replays_with_train(
     before = json.loads((study / "tune.json").read_text())["trials"]
     done = [t for t in before if t["state"] in ("complete", "pruned")]
     assert len(done) == 3
-    resumed = run_cli(*args, isolated=True)
+    resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
     after = json.loads((study / "tune.json").read_text())["trials"]
     assert len([t for t in after if t["state"] in ("complete", "pruned")]) == 6
@@ -237,7 +237,7 @@ def test_tune_killed_mid_study_continues_and_its_best_recipe_replays_with_train(
     assert (study / "history.png").stat().st_size > 0
     best = json.loads((study / "best.json").read_text())
     replay = run_cli("train", "--config", str(study / "best.json"), "--fine-tune-epochs", "0", "--out",
-                     str(tmp_path / "run"), isolated=True)
+                     str(tmp_path / "run"))
     assert replay.returncode == 0, replay.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["search"]["mode"] == "none"

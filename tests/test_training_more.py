@@ -14,7 +14,7 @@ pytestmark = requires_shared
 def _train(data, out, **settings):
     # the dense head's and phase 2's mechanics: the recipe as given, no search
     base = dict(weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, epochs=8, batch_size=16, fine_tune_epochs=0,
-                tensorboard=False, search="none")
+                tensorboard=False, search="none", refit=False)
     return inceptune.train(str(data), out=str(out), **{**base, **settings})
 
 
