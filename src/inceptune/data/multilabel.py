@@ -16,10 +16,9 @@ import csv
 import os
 from pathlib import Path
 
-from inceptune.data.dataset import Dataset, report
+from inceptune.data.dataset import Dataset, split_dataset
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import SkippedFile, check_files
-from inceptune.data.split import assign_splits, find_leakage
 from inceptune.errors import UserError
 from inceptune.settings.schema import DEFAULTS
 
@@ -40,7 +39,8 @@ def is_multilabel_csv(data: str | os.PathLike) -> bool:
 
 def load_multilabel_csv(data: str | os.PathLike, val_split: float = DEFAULTS["val_split"],
                         test_split: float = DEFAULTS["test_split"], seed: int = DEFAULTS["seed"],
-                        max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
+                        max_pixels: int = DEFAULT_MAX_PIXELS, exclude: str | None = None,
+                        group_by: str | None = None) -> Dataset:
     path = Path(data)
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
@@ -60,7 +60,5 @@ def load_multilabel_csv(data: str | os.PathLike, val_split: float = DEFAULTS["va
     classes = sorted({label for r in records for label in r.label.split(SEPARATOR) if label})
     if len(classes) < 2:
         raise UserError(f"{path} names {len(classes)} label(s); a multi-label task needs at least two.")
-    records = assign_splits(records, val_split, test_split, seed)
-    dataset = Dataset(str(path), classes, records, skipped, [], find_leakage(records), multilabel=True)
-    report(dataset)
-    return dataset
+    return split_dataset(str(path), records, val_split, test_split, seed, exclude, None, group_by,
+                         multilabel=True, skipped=skipped)

@@ -33,6 +33,12 @@ class ImageRecord:
     label: str
     sha256: str
     split: str | None = None  # "train" | "val" | "test"; None until assigned
+    group: str | None = None  # images that must share a split (a name group or a near-duplicate cluster)
+
+    @property
+    def group_key(self) -> str:
+        """What splits and folds keep together: the record's group, else its content (identical files)."""
+        return self.group or self.sha256
 
 
 @dataclass(frozen=True)

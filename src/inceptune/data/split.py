@@ -1,15 +1,16 @@
 """Deterministic, stratified train/val/test splits and leakage checks.
 
 Splits given by folders are kept. Missing splits are carved per class from
-train, by content hash: identical files always land in the same split, and
-each class's split depends only on its own files and the seed, so adding a
+train, by group: identical files (by content hash), a name group (`--group-by`,
+`_nohash_`) or a near-duplicate cluster always land in the same split, and
+each class's split depends only on its own groups and the seed, so adding a
 class does not reshuffle the others.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -21,7 +22,8 @@ from inceptune.errors import UserError
 def assign_splits(
     records: list[ImageRecord], val_split: float, test_split: float, seed: int
 ) -> list[ImageRecord]:
-    """Give every record a split; carve val/test from train where folders gave none."""
+    """Give every record a split; carve val/test from train where folders gave none. Records of one group
+    (`ImageRecord.group_key`: identical files, a name group, a near-duplicate cluster) land in one split."""
     for name, value in (("val_split", val_split), ("test_split", test_split)):
         if not 0.0 <= value < 1.0:
             raise UserError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}.")
@@ -33,22 +35,25 @@ def assign_splits(
     pool = [r for r in records if r.split in (None, "train")]
     out = [r for r in records if r.split not in (None, "train")]
 
-    by_class: dict[str, list[ImageRecord]] = defaultdict(list)
+    groups: dict[str, list[ImageRecord]] = defaultdict(list)
     for r in pool:
-        by_class[r.label].append(r)
+        groups[r.group_key].append(r)
+    by_class: dict[str, dict[str, list[ImageRecord]]] = defaultdict(dict)
+    for key, members in groups.items():  # a group spanning classes is carved with its commonest class
+        labels = Counter(r.label for r in members)
+        home = min(labels, key=lambda label: (-labels[label], label))
+        by_class[home][key] = members
     for label in sorted(by_class):
         out += _split_class(label, by_class[label], carve, seed)
     return sorted(out, key=lambda r: (r.split, r.label, r.path))
 
 
-def _split_class(label: str, records: list[ImageRecord], carve: dict[str, float], seed: int) -> list[ImageRecord]:
-    groups: dict[str, list[ImageRecord]] = defaultdict(list)
-    for r in records:
-        groups[r.sha256].append(r)
-    hashes = sorted(groups)
+def _split_class(label: str, groups: dict[str, list[ImageRecord]], carve: dict[str, float], seed: int
+                 ) -> list[ImageRecord]:
+    keys = sorted(groups)
     rng = np.random.default_rng([seed, zlib.crc32(label.encode())])
-    hashes = [hashes[i] for i in rng.permutation(len(hashes))]
-    n = len(hashes)
+    keys = [keys[i] for i in rng.permutation(len(keys))]
+    n = len(keys)
     counts = {}
     for split in ("test", "val"):
         k = int(round(n * carve[split]))
@@ -60,7 +65,7 @@ def _split_class(label: str, records: list[ImageRecord], carve: dict[str, float]
         counts[bigger] -= 1  # keep at least one image to train on
     order = ["test"] * counts["test"] + ["val"] * counts["val"]
     order += ["train"] * (n - len(order))
-    return [replace(r, split=split) for h, split in zip(hashes, order) for r in groups[h]]
+    return [replace(r, split=split) for key, split in zip(keys, order) for r in groups[key]]
 
 
 def find_leakage(records: list[ImageRecord]) -> list[dict]:
@@ -81,8 +86,9 @@ def find_leakage(records: list[ImageRecord]) -> list[dict]:
 
 
 def assign_folds(labels: list[str], groups: list[str], folds: int, seed: int) -> np.ndarray:
-    """The fold (0..folds-1) holding each item out: stratified by label, grouped (identical files, by content
-    hash, never sit on both sides of a fold). UserError when a class has fewer items than folds."""
+    """The fold (0..folds-1) holding each item out: stratified by label, grouped (the items of a group, such as
+    a record's `group_key`, never sit on both sides of a fold). UserError when a class has fewer items than
+    folds."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     labels = np.asarray(labels)

@@ -45,12 +45,12 @@ class SearchData:
             from inceptune.errors import UserError
 
             raise UserError(f"The search needs at least {MIN_FOLDS} images of each class in train + val.")
-        fold_of = assign_folds([classes[i] for i in labels], [r.sha256 for r in records], fold_count, seed)
+        fold_of = assign_folds([classes[i] for i in labels], [r.group_key for r in records], fold_count, seed)
         return cls(records, labels, classes, fold_of, cache, seed)
 
     def refolded(self, seed: int) -> "SearchData":
         """The same records and cached features, cut into folds by another seed (a repeat of the CV)."""
-        fold_of = assign_folds([self.classes[i] for i in self.labels], [r.sha256 for r in self.records],
+        fold_of = assign_folds([self.classes[i] for i in self.labels], [r.group_key for r in self.records],
                                self.fold_count, seed)
         return SearchData(self.records, self.labels, self.classes, fold_of, self.cache, self.seed, self._features)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inceptune.data.images import DEFAULT_MAX_PIXELS
+from inceptune.features.neighbours import DUPLICATE_SIMILARITY
 from inceptune.features.sources import DEFAULT_BLOCK, DEFAULT_POOLING, SOURCE_BLOCKS, SOURCE_POOLINGS
 from inceptune.models.inception import BLOCKS
 from inceptune.settings.spec import PRETRAINED, SCRATCH, Spec, setting
@@ -56,6 +57,20 @@ class DataSettings:
                                 low=0.0, high=1.0, high_open=True)
     seed: int = setting(1337, "Fixes splits and initialisation.", low=0, high=2**32 - 1)  # NumPy's seed range
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, "Skip images with more pixels than this.", low=1)
+    exclude: str | None = setting(None, "Leave out the images listed in this CSV (audit's issues.csv, or the fixes "
+                                        "audit.html downloads); the files are not touched.", kind="path",
+                                  optional=True)
+    relabel: str | None = setting(None, "Give the images listed in this CSV its suggested_label (audit's fixes); "
+                                        "the files are not moved.", kind="path", optional=True)
+    group_by: str | None = setting(None, "A regular expression whose capture group, in each path relative to the "
+                                         "data folder, names a group of images kept in one split (e.g. "
+                                         "'(patient\\d+)'); file names with _nohash_ are grouped by the part "
+                                         "before it.", kind="str", optional=True)
+    duplicate_similarity: float = setting(DUPLICATE_SIMILARITY, "Images whose features are at least this "
+                                                                "similar (cosine) are near-duplicates: kept in "
+                                                                "one split, reported as leakage across given "
+                                                                "splits; 1 turns this off.", low=0.0, high=1.0,
+                                          low_open=True, **ONLY_PRETRAINED)
 
 
 @dataclass(frozen=True)
@@ -225,7 +240,8 @@ class Settings:
             if isinstance(v, tuple):
                 return list(v)
             keyword = name == "weights" and v in ("imagenet", "none")  # not a file, whatever the folder holds
-            if name in ("data", "weights", "from_model", "cache_dir") and v and not keyword and Path(v).exists():
+            if name in ("data", "weights", "from_model", "cache_dir", "exclude", "relabel") and v and not keyword \
+                    and Path(v).exists():
                 return str(Path(v).resolve())
             return v
 

@@ -1,6 +1,6 @@
 """`cv`: stratified k-fold cross-validation of the whole two-phase recipe, with out-of-fold predictions.
 
-    settings (checked) -> load_training_data -> extract_features (once, every image; views too)
+    settings (checked) -> load_training_data -> extract_and_group (once, every image; near-duplicates in one fold; views too)
           -> for each fold: carve val from the other folds, fit_two_phases,
              probabilities of the held-out fold (from cached features)
           -> cv.json (per fold, mean and std of every metric), predictions.csv (every image's
@@ -37,7 +37,7 @@ from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder, versions
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.devices import training_devices
-from inceptune.training.extraction import extract_features, extract_views, feature_cache
+from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.baseline import RECIPE as BASELINE
 from inceptune.training.baseline import baseline_scores
@@ -106,7 +106,9 @@ def _cross_validate(s: Settings) -> CrossValidation:
     console.info(f"Weights: {weights.describe()}")
     cache = feature_cache(s, weights)
     extractor = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
-    extraction = extract_features(dataset.records, cache, extractor, s)
+    dataset, extraction = extract_and_group(dataset, cache, extractor, s)
+    pooled = [dataclasses.replace(r, split=None) for r in dataset.records]  # near-duplicates grouped
+    fold_of = _assign_folds(pooled, s.cv.folds, s.data.seed)
     views = extract_views(pooled, cache, extractor, s)  # every image trains in K - 1 folds
 
     per_fold, probabilities = [], np.zeros((len(pooled), len(dataset.classes)))
@@ -152,7 +154,7 @@ def _cross_validate(s: Settings) -> CrossValidation:
 
 def _assign_folds(records, folds: int, seed: int) -> np.ndarray:
     try:
-        return assign_folds([r.label for r in records], [r.sha256 for r in records], folds, seed)
+        return assign_folds([r.label for r in records], [r.group_key for r in records], folds, seed)
     except UserError as exc:
         raise UserError(str(exc).replace(f"{folds} folds", f"--folds {folds}")) from None
 

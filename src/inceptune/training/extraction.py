@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inceptune import console
+from inceptune.data.dataset import Dataset
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
+from inceptune.features.duplicates import group_near_duplicates
 from inceptune.features.extract import ExtractionStats, activations_kind, extract_to_cache
+from inceptune.features.neighbours import DUPLICATE_KIND
 from inceptune.features.sources import POOLED, SEARCH_KINDS, Source
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
@@ -30,12 +33,22 @@ def feature_cache(s: Settings, weights: Weights) -> FeatureCache:
 
 def feature_kinds(s: Settings, views: bool = False) -> list[str]:
     """What one backbone pass must cache: pooled features (every source a search may choose, else the
-    recipe's and the classic mixed10 average the baseline uses), and the activations phase 2 starts from
+    recipe's and the classic mixed10 average the baseline uses; mixed5's average, which finds near-duplicates),
+    and the activations phase 2 starts from
     (for augmented views, only when phase 2 trains on them)."""
     r = s.recipe
     phase2 = r.fine_tune_epochs > 0 and (not views or r.phase2_augment == "views")
     pooled = SEARCH_KINDS if r.search != "none" else (POOLED, *Source(r.feature_block, r.pooling).kinds)
+    pooled = (*pooled, DUPLICATE_KIND)  # near-duplicates keep to one split
     return list(dict.fromkeys(pooled)) + ([activations_kind(r.unfreeze_from)] if phase2 else [])
+
+
+def extract_and_group(dataset: Dataset, cache: FeatureCache, classifier: Classifier, s: Settings
+                      ) -> tuple[Dataset, ExtractionStats]:
+    """Every image of `dataset` into the cache, then the dataset with each near-duplicate cluster in one
+    split (carved splits drawn again) and the clusters that given split folders cut reported as leakage."""
+    stats = extract_features(dataset.records, cache, classifier, s)
+    return group_near_duplicates(dataset, cache, s.data.duplicate_similarity), stats
 
 
 def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier,

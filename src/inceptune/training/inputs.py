@@ -17,12 +17,14 @@ def load_training_data(s: Settings, test_split: float | None = None) -> tuple[Da
     d = s.data
     test = d.test_split if test_split is None else test_split
     if is_multilabel_csv(d.data):
-        return load_multilabel_csv(d.data, d.val_split, test, d.seed, d.max_pixels), {"data_kind": "multilabel-csv"}
+        return load_multilabel_csv(d.data, d.val_split, test, d.seed, d.max_pixels, d.exclude, d.group_by), \
+            {"data_kind": "multilabel-csv"}
+    fixes = {"exclude": d.exclude, "relabel": d.relabel, "group_by": d.group_by}
     if is_array_source(d.data):
         folder = arrays_as_folder(s)
-        return load_dataset(folder, d.val_split, test, d.seed, d.max_pixels), {"data_kind": "arrays",
-                                                                               "array_folder": str(folder)}
-    return load_dataset(d.data, d.val_split, test, d.seed, d.max_pixels), {"data_kind": "images"}
+        return load_dataset(folder, d.val_split, test, d.seed, d.max_pixels, **fixes), \
+            {"data_kind": "arrays", "array_folder": str(folder)}
+    return load_dataset(d.data, d.val_split, test, d.seed, d.max_pixels, **fixes), {"data_kind": "images"}
 
 
 def arrays_as_folder(s: Settings) -> Path:

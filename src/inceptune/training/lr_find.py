@@ -27,7 +27,7 @@ from inceptune.features.extract import POOLED, activations_kind, read_features
 from inceptune.models.backbone import freeze
 from inceptune.models.weights import resolve_weights
 from inceptune.settings import Settings, documented, resolve
-from inceptune.training.extraction import extract_features, feature_cache
+from inceptune.training.extraction import extract_and_group, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.splits import SplitData
 from inceptune.training.two_phase import new_classifier
@@ -67,7 +67,7 @@ def lr_find(data=None, *, config=None, **settings) -> LrFinding:
     weights = resolve_weights(s.recipe.weights)
     classifier = new_classifier(weights, dataset, s)
     cache = feature_cache(s, weights)
-    extract_features(dataset.records, cache, classifier, s)
+    dataset, _ = extract_and_group(dataset, cache, classifier, s)
     splits = SplitData(dataset, classifier, cache, s)
     records, labels = dataset.split("train"), splits.labels("train")
     classifier.adapt(read_features(records, cache, POOLED))

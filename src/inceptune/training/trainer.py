@@ -1,6 +1,6 @@
 """`train`: a folder of images in, a fine-tuned Inception-v3 classifier and its run folder out.
 
-    settings (checked) -> load_training_data -> extract_features (one backbone pass per image and view)
+    settings (checked) -> load_training_data -> extract_and_group (one backbone pass per image and view; near-duplicates kept in one split)
           -> fit_two_phases: train_head (phase 1), fine_tune (phase 2)
           -> the held-out split's metrics, plots and report -> RunFolder.write_finished
 
@@ -23,7 +23,7 @@ from inceptune.training.baseline import baseline_scores
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
 from inceptune.training.devices import training_devices
-from inceptune.training.extraction import extract_features, extract_views, feature_cache
+from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.phases import Resume
 from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
@@ -79,7 +79,7 @@ class Trainer:
 
         # === One backbone pass per image (and per augmented view), every source the search may choose ===
         base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg"))
-        extraction = extract_features(dataset.records, cache, base, s)
+        dataset, extraction = extract_and_group(dataset, cache, base, s)
         views = extract_views(dataset.split("train"), cache, base, s)
 
         # === The recipe, chosen on train + val; fitted on train (val held out), then refitted on train + val ===

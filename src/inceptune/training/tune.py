@@ -21,7 +21,6 @@ from pathlib import Path
 from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.errors import UserError
-from inceptune.features.sources import SEARCH_KINDS
 from inceptune.search.choose import describe, recipe_candidate
 from inceptune.search.space import SEARCHED, baseline_candidate
 from inceptune.settings import Settings, documented, resolve
@@ -57,7 +56,7 @@ def _tune(s: Settings) -> TuneResult:
     from inceptune.models.weights import resolve_weights
     from inceptune.search.scoring import SearchData
     from inceptune.search.study import finished, run_study
-    from inceptune.training.extraction import feature_cache
+    from inceptune.training.extraction import extract_and_group, feature_cache
     from inceptune.training.inputs import load_training_data
     from inceptune.training.two_phase import new_classifier
 
@@ -70,15 +69,10 @@ def _tune(s: Settings) -> TuneResult:
     console.info(f"Study folder: {out} (run the same command again to continue it)")
     weights = resolve_weights(s.recipe.weights)
     cache = feature_cache(s, weights)
+    base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
+    # every image, as train extracts them: train + val here is train's, near-duplicates grouped alike
+    dataset, _ = extract_and_group(dataset, cache, base, s.replace(fine_tune_epochs=0))
     records = dataset.split("train") + dataset.split("val")
-    if any(not cache.has(kind, r.sha256) for kind in SEARCH_KINDS for r in records):
-        from inceptune.features.extract import extract_to_cache
-
-        base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
-        stats = extract_to_cache(records, cache, base.extractor_base, list(SEARCH_KINDS), s.recipe.image_size,
-                                 s.recipe.batch_size)
-        console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, {stats.computed} computed "
-                     f"({stats.seconds:.1f}s).")
     data = SearchData.of(records, dataset.label_index, dataset.classes, cache, s.study.search_folds, s.data.seed)
     base = recipe_candidate(s)
     fixed = {k: base[k] for k in SEARCHED if k in s.given}

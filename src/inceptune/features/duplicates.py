@@ -1,0 +1,85 @@
+"""Near-duplicate images of a dataset, from the cached features: pairs, clusters, and the clusters that
+folder-given splits cut (leakage). `group_near_duplicates` makes train's and cv's splits keep each cluster
+together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inceptune import console
+from inceptune.data.dataset import Dataset
+from inceptune.data.scan import ImageRecord
+from inceptune.features.cache import FeatureCache
+from inceptune.features.neighbours import DUPLICATE_KIND, clusters, similar_pairs
+
+
+@dataclass
+class NearDuplicates:
+    records: list[ImageRecord]
+    threshold: float
+    i: np.ndarray  # pairs (i, j, similarity) of different files, most similar first
+    j: np.ndarray
+    similarity: np.ndarray
+    cluster: np.ndarray  # per record: the index of its cluster's first record
+
+    def links(self) -> list[tuple[str, str]]:
+        return [(self.records[a].path, self.records[b].path) for a, b in zip(self.i, self.j)]
+
+    def summary(self) -> dict:
+        sizes = np.bincount(self.cluster, minlength=len(self.records))
+        return {"similarity": self.threshold, "feature": DUPLICATE_KIND, "pairs": int(len(self.i)),
+                "clusters": int((sizes > 1).sum()), "images": int(sizes[sizes > 1].sum()),
+                "largest": int(sizes.max()) if len(sizes) else 0}
+
+
+def find_near_duplicates(records: list[ImageRecord], cache: FeatureCache, threshold: float) -> NearDuplicates:
+    """Pairs of different files whose mixed5 features are at least `threshold` similar (every record's
+    features must be cached), and the clusters they link."""
+    if threshold >= 1.0 or len(records) < 2:
+        empty = np.zeros(0, dtype=int)
+        return NearDuplicates(records, threshold, empty, empty, np.zeros(0, "float32"), np.arange(len(records)))
+    features = np.stack([cache.get(DUPLICATE_KIND, r.sha256) for r in records])
+    i, j, s = similar_pairs(features, threshold)
+    different = np.array([records[a].sha256 != records[b].sha256 for a, b in zip(i, j)], dtype=bool)
+    i, j, s = i[different], j[different], s[different]
+    return NearDuplicates(records, threshold, i, j, s, clusters(len(records), i, j))
+
+
+def leakage(records: list[ImageRecord], found: NearDuplicates) -> list[dict]:
+    """Clusters of `found` whose images sit in more than one split of `records`, with the pairs across."""
+    split = {r.path: r.split for r in records}
+    members: dict[int, list[int]] = {}
+    for k, c in enumerate(found.cluster):
+        members.setdefault(int(c), []).append(k)
+    out = []
+    for c, ks in sorted(members.items()):
+        splits = sorted({split[found.records[k].path] for k in ks})
+        if len(ks) < 2 or len(splits) < 2:
+            continue
+        across = [{"a": found.records[a].path, "b": found.records[b].path, "similarity": round(float(s), 4)}
+                  for a, b, s in zip(found.i, found.j, found.similarity)
+                  if found.cluster[a] == c and split[found.records[a].path] != split[found.records[b].path]]
+        out.append({"kind": "near_duplicate", "cluster": c, "splits": splits, "pairs": across,
+                    "files": [{"path": found.records[k].path, "split": split[found.records[k].path],
+                               "label": found.records[k].label} for k in ks]})
+    return out
+
+
+def group_near_duplicates(dataset: Dataset, cache: FeatureCache, threshold: float) -> Dataset:
+    """`dataset` with each near-duplicate cluster in one carved split, and the clusters that folder-given
+    splits cut reported as leakage."""
+    found = find_near_duplicates(dataset.unsplit, cache, threshold)
+    regrouped = dataset.regrouped(found.links(), found.summary())
+    crossing = leakage(regrouped.records, found)
+    summary = found.summary()
+    if summary["clusters"]:
+        console.info(f"Near-duplicates: {summary['clusters']} cluster(s) of {summary['images']} images (features "
+                     f"{threshold:g} similar or more), each kept in one split"
+                     + (f"; {len(crossing)} cut by the given split folders" if crossing else "") + ".")
+    for leak in crossing:
+        pairs = ", ".join(f"{p['a']} ~ {p['b']} ({p['similarity']:.3f})" for p in leak["pairs"][:3])
+        console.warn(f"leakage: near-duplicates in {' and '.join(leak['splits'])}: {pairs}")
+    regrouped.leakage = dataset.leakage + crossing
+    return regrouped
