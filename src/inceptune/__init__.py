@@ -26,6 +26,7 @@ _API = {
     "evaluate": "inceptune.inference.model",
     "cross_validate": "inceptune.training.cv",
     "lr_find": "inceptune.training.lr_find",
+    "audit": "inceptune.audits.run",
     "tune": "inceptune.training.tune",
     "serve": "inceptune.deploy.server",
     "explain": "inceptune.inference.explain",

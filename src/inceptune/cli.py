@@ -103,6 +103,8 @@ def _show_cv(result, as_json: bool) -> None:
 
 _JSON = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
     bool, typer.Option("--json", help="Print cv.json.")])
+_JSON_AUDIT = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+    bool, typer.Option("--json", help="Print audit.json.")])
 _settings_command("cv", "cv", lambda data, **kw: inceptune.cross_validate(data, **kw),
                   "Stratified k-fold cross-validation of the whole train recipe, reusing cached features across "
                   "folds; keeps every image's out-of-fold probabilities.",
@@ -115,6 +117,24 @@ _settings_command("tune", "tune", lambda data, **kw: inceptune.tune(data, **kw),
                   "features, by k-fold CV on train + val; writes tune.json, best.json (train --config best.json "
                   "fits it) and plots. Run it again with the same --out to continue a study.",
                   helps={"out": "Study folder: study.db, tune.json, best.json, plots (default runs/tune-DATA-TIME)."})
+
+
+def _show_audit(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.record, indent=2))
+        return
+    counts = result.record["counts"]
+    print(", ".join(f"{name} {n}" for name, n in counts.items() if n) or "no issues found")
+    print(f"issues: {result.path / 'issues.csv'}; review and pick fixes: {result.path / 'audit.html'}")
+
+
+_settings_command("audit", "audit", lambda data, **kw: inceptune.audit(data, **kw),
+                  "Audit a dataset on its cached features: label errors (cleanlab), near-duplicates and the "
+                  "splits they leak across, outliers, bad photos (CleanVision); writes issues.csv, audit.json "
+                  "and audit.html, whose accepted fixes train --exclude/--relabel apply.",
+                  helps={"out": "Folder for issues.csv, audit.json and audit.html (default runs/audit-DATA-TIME).",
+                         "overwrite": "Replace an audit in --out."},
+                  extra=[_JSON_AUDIT], show=_show_audit)
 
 
 def _show_lr(finding) -> None:

@@ -12,7 +12,7 @@ from inceptune import console
 from inceptune.data.dataset import Dataset
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache
-from inceptune.features.neighbours import DUPLICATE_KIND, clusters, similar_pairs
+from inceptune.features.neighbours import DUPLICATE_KIND, RATIO, clusters, near_duplicate_pairs
 
 
 @dataclass
@@ -29,19 +29,20 @@ class NearDuplicates:
 
     def summary(self) -> dict:
         sizes = np.bincount(self.cluster, minlength=len(self.records))
-        return {"similarity": self.threshold, "feature": DUPLICATE_KIND, "pairs": int(len(self.i)),
+        return {"similarity": self.threshold, "ratio": RATIO, "feature": DUPLICATE_KIND, "pairs": int(len(self.i)),
                 "clusters": int((sizes > 1).sum()), "images": int(sizes[sizes > 1].sum()),
                 "largest": int(sizes.max()) if len(sizes) else 0}
 
 
 def find_near_duplicates(records: list[ImageRecord], cache: FeatureCache, threshold: float) -> NearDuplicates:
-    """Pairs of different files whose mixed5 features are at least `threshold` similar (every record's
-    features must be cached), and the clusters they link."""
+    """Near-duplicate pairs of different files by their mixed5 features (every record's must be cached):
+    at least `threshold` similar and much closer to each other than to their neighbourhoods; and the
+    clusters they link."""
     if threshold >= 1.0 or len(records) < 2:
         empty = np.zeros(0, dtype=int)
         return NearDuplicates(records, threshold, empty, empty, np.zeros(0, "float32"), np.arange(len(records)))
     features = np.stack([cache.get(DUPLICATE_KIND, r.sha256) for r in records])
-    i, j, s = similar_pairs(features, threshold)
+    i, j, s = near_duplicate_pairs(features, threshold)
     different = np.array([records[a].sha256 != records[b].sha256 for a, b in zip(i, j)], dtype=bool)
     i, j, s = i[different], j[different], s[different]
     return NearDuplicates(records, threshold, i, j, s, clusters(len(records), i, j))
@@ -75,8 +76,8 @@ def group_near_duplicates(dataset: Dataset, cache: FeatureCache, threshold: floa
     crossing = leakage(regrouped.records, found)
     summary = found.summary()
     if summary["clusters"]:
-        console.info(f"Near-duplicates: {summary['clusters']} cluster(s) of {summary['images']} images (features "
-                     f"{threshold:g} similar or more), each kept in one split"
+        console.info(f"Near-duplicates: {summary['clusters']} cluster(s) of {summary['images']} images, each kept "
+                     "in one split"
                      + (f"; {len(crossing)} cut by the given split folders" if crossing else "") + ".")
     for leak in crossing:
         pairs = ", ".join(f"{p['a']} ~ {p['b']} ({p['similarity']:.3f})" for p in leak["pairs"][:3])

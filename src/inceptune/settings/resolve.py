@@ -57,10 +57,15 @@ COMMANDS: dict[str, dict] = {
                            "block_lr_decay", "train_batchnorm", "fine_tune_augment", "patience", "out", "overwrite",
                            "resume", "tensorboard", "track", "tracking_uri", "precision", "distribute")},
 }
+# audit reads the data settings and what its one backbone pass needs: the weights, the size, the cache.
+COMMANDS["audit"] = {"groups": ("data", "recipe", "run"), "unused": tuple(
+    name for name, (group, _) in TABLE.items() if group in ("recipe", "run")
+    and name not in ("weights", "image_size", "batch_size", "out", "overwrite", "cache_dir", "precision"))}
 RECORDED = ("resolved", "versions")  # sections of config.json that record facts, not settings
 # Where and how a recorded run was written: replaying its config.json must not write there again.
 NOT_REPLAYED = ("out", "overwrite", "resume")
-WHY_UNUSED = {"cv": "cv", "lr_find": "lr-find", "tune": "tune (it scores heads on cached features; the "
+WHY_UNUSED = {"cv": "cv", "lr_find": "lr-find", "audit": "audit (it reads the cached features of the "
+                                                                    "images; recipe settings are train's)", "tune": "tune (it scores heads on cached features; the "
                                                             "fine-tuning and augmentation settings are train's)"}
 
 

@@ -66,10 +66,11 @@ class DataSettings:
                                          "data folder, names a group of images kept in one split (e.g. "
                                          "'(patient\\d+)'); file names with _nohash_ are grouped by the part "
                                          "before it.", kind="str", optional=True)
-    duplicate_similarity: float = setting(DUPLICATE_SIMILARITY, "Images whose features are at least this "
-                                                                "similar (cosine) are near-duplicates: kept in "
-                                                                "one split, reported as leakage across given "
-                                                                "splits; 1 turns this off.", low=0.0, high=1.0,
+    duplicate_similarity: float = setting(DUPLICATE_SIMILARITY, "Near-duplicates (kept in one split, reported "
+                                                                "as leakage across given splits) are at least "
+                                                                "this similar (cosine of mixed5 features) and "
+                                                                "much closer to each other than to their other "
+                                                                "neighbours; 1 turns this off.", low=0.0, high=1.0,
                                           low_open=True, **ONLY_PRETRAINED)
 
 
