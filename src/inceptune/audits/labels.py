@@ -2,8 +2,9 @@
 cached features.
 
 The probabilities average several heads, each fitted on the other folds: an L2 logistic regression on
-standardised pooled features of four blocks (mixed6, mixed7, mixed8, mixed10: what a photo looks like to
-shallower and deeper blocks), and a cosine k-nearest-neighbour vote. Near-duplicates share a fold (groups),
+standardised pooled features of four blocks (the averages of mixed6, mixed7, mixed8 and mixed10, the maxima
+of mixed7 and mixed8: what a photo looks like to shallower and deeper blocks), and a cosine
+k-nearest-neighbour vote. Near-duplicates share a fold (groups),
 so a copy never vouches for its own label.
 """
 
@@ -17,9 +18,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from inceptune.features.neighbours import unit_rows
-from inceptune.features.sources import pooled_kind
+from inceptune.features.sources import POOLED, pooled_kind
 
-SOURCES = tuple(pooled_kind(b, "avg") for b in ("mixed6", "mixed7", "mixed8", "mixed10"))
+NEIGHBOUR_SOURCE = POOLED  # mixed10's average, the classic head's input
+SOURCES = (*(pooled_kind(b, "avg") for b in ("mixed6", "mixed7", "mixed8", "mixed10")),
+           *(pooled_kind(b, "max") for b in ("mixed7", "mixed8")))
 L2 = 100.0  # scikit-learn's 1/C on standardised features: strong, as a noisy-label fit wants
 NEIGHBOURS = 10
 FOLDS = 10  # heads see 90% of the photos: out-of-fold probabilities closer to the final model's
@@ -39,7 +42,7 @@ class LabelIssues:
     def summary(self) -> dict:
         return {"method": f"cleanlab.filter.find_label_issues (filter_by={FILTER}) on out-of-fold probabilities",
                 "heads": [f"logistic regression (L2 {L2:g}) on standardised {k}" for k in SOURCES]
-                + [f"cosine {NEIGHBOURS}-nearest-neighbour vote on {SOURCES[-1]}"],
+                + [f"cosine {NEIGHBOURS}-nearest-neighbour vote on {NEIGHBOUR_SOURCE}"],
                 "folds": self.folds, "head_accuracy": self.head_accuracy,
                 "ensemble_accuracy": round(float((self.probabilities.argmax(1) == self.labels).mean()), 4),
                 "flagged": int(self.flagged.sum())}
@@ -68,7 +71,7 @@ def out_of_fold(features: dict[str, np.ndarray], y: np.ndarray, classes: int, gr
     with threadpool_limits(1), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for kind, held, seen, p in pool.map(fit, [(kind, split) for kind in SOURCES for split in splits]):
             heads[kind][np.ix_(held, seen)] = p
-    heads["knn"] = _neighbour_vote(unit_rows(features[SOURCES[-1]]), y, classes, splits)
+    heads["knn"] = _neighbour_vote(unit_rows(features[NEIGHBOUR_SOURCE]), y, classes, splits)
     accuracy = {k: round(float((p.argmax(1) == y).mean()), 4) for k, p in heads.items()}
     return np.mean(list(heads.values()), axis=0), folds, accuracy
 

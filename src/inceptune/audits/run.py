@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inceptune import console
-from inceptune.audits.labels import SOURCES, find_label_issues
+from inceptune.audits.labels import NEIGHBOUR_SOURCE, SOURCES, find_label_issues
 from inceptune.audits.outliers import find_outliers
 from inceptune.audits.quality import find_quality_issues
 from inceptune.audits.report import ISSUES, Issue, ordered, write_html, write_issues_csv, write_json
@@ -99,7 +99,7 @@ def audit(data=None, *, config=None, **settings) -> AuditResult:
         advance(note="label issues")
 
         mark = time.perf_counter()
-        outliers = find_outliers(features[SOURCES[-1]], y)
+        outliers = find_outliers(features[NEIGHBOUR_SOURCE], y)
         issues += [Issue(r.path, "outlier", float(outliers.score[k]),
                          f"far from every class (kNN distance {outliers.score[k]:.3f}) and from its own "
                          f"({outliers.own_class[k]:.3f})", r.label)

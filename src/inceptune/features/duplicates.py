@@ -14,6 +14,8 @@ from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache
 from inceptune.features.neighbours import DUPLICATE_KIND, RATIO, clusters, near_duplicate_pairs
 
+SHOWN = 5  # leaks printed; the record keeps them all
+
 
 @dataclass
 class NearDuplicates:
@@ -79,8 +81,11 @@ def group_near_duplicates(dataset: Dataset, cache: FeatureCache, threshold: floa
         console.info(f"Near-duplicates: {summary['clusters']} cluster(s) of {summary['images']} images, each kept "
                      "in one split"
                      + (f"; {len(crossing)} cut by the given split folders" if crossing else "") + ".")
-    for leak in crossing:
+    for leak in crossing[:SHOWN]:
         pairs = ", ".join(f"{p['a']} ~ {p['b']} ({p['similarity']:.3f})" for p in leak["pairs"][:3])
         console.warn(f"leakage: near-duplicates in {' and '.join(leak['splits'])}: {pairs}")
+    if len(crossing) > SHOWN:
+        console.warn(f"leakage: {len(crossing) - SHOWN} more near-duplicate cluster(s) across splits "
+                     "(dataset.json lists them all; inceptune audit shows them)")
     regrouped.leakage = dataset.leakage + crossing
     return regrouped
