@@ -136,7 +136,7 @@ def _small_run(data: Path, tmp_path_factory, name: str, **settings):
     out = tmp_path_factory.mktemp("runs") / name
     # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
     return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
-                           epochs=15, batch_size=16, search="none", refit=False, **settings)
+                           epochs=15, batch_size=16, search="none", refit=False, duplicate_similarity=1.0, **settings)
 
 
 def png_size(path: Path) -> tuple[int, int]:

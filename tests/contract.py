@@ -42,7 +42,7 @@ def check_run_folder(run: Path) -> dict:
     history = _rows(run / "history.csv")
     assert history and {"phase", "epoch", "loss", "kept"} <= set(history[0])
     manifest = _rows(run / "manifest.csv")
-    assert manifest and set(manifest[0]) == {"path", "label", "split", "sha256"}
+    assert manifest and set(manifest[0]) == {"path", "label", "split", "sha256", "group"}
     assert {r["split"] for r in manifest} <= {"train", "val", "test"} and any(r["split"] == "train" for r in manifest)
     dataset = json.loads((run / "dataset.json").read_text())
     assert dataset["classes"] == classes and set(dataset["counts"]) == {"train", "val", "test"}

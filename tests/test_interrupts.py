@@ -109,7 +109,8 @@ def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(tmp_path, 
     data = make_color_dataset(tmp_path / "data", per_class=12)  # random weights: resuming is about state, not skill
     args = ["train", str(data), "--search", "none", "--no-refit", "--weights", "none", "--image-size", "75",
             "--epochs", "2", "--fine-tune-epochs", "3",
-            "--patience", "10", "--batch-size", "4", "--test-split", "0", "--no-tensorboard", *extra]
+            "--patience", "10", "--batch-size", "4", "--test-split", "0", "--no-tensorboard",
+            "--duplicate-similarity", "1", *extra]
     whole = run_cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     if extra:  # phase 2 trained on the images themselves, augmented afresh, with the schedule asked for

@@ -4,6 +4,7 @@ together."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from inceptune.features.cache import FeatureCache
 from inceptune.features.neighbours import DUPLICATE_KIND, RATIO, clusters, near_duplicate_pairs
 
 SHOWN = 5  # leaks printed; the record keeps them all
+MAX_CLUSTER_SHARE = 0.25  # of the largest class among a cluster's photos
 
 
 @dataclass
@@ -47,7 +49,20 @@ def find_near_duplicates(records: list[ImageRecord], cache: FeatureCache, thresh
     i, j, s = near_duplicate_pairs(features, threshold)
     different = np.array([records[a].sha256 != records[b].sha256 for a, b in zip(i, j)], dtype=bool)
     i, j, s = i[different], j[different], s[different]
-    return NearDuplicates(records, threshold, i, j, s, clusters(len(records), i, j))
+    cluster = clusters(len(records), i, j)
+    # A chain that swallows a large part of a class is a family of look-alikes (a series, synthetic
+    # shapes), not copies of one photo: its links are dropped rather than its class put in one split.
+    per_class = Counter(r.label for r in records)
+    sizes = np.bincount(cluster, minlength=len(records))
+    too_big = {int(c) for c in np.flatnonzero(sizes > 2) if sizes[c] > MAX_CLUSTER_SHARE * max(
+        per_class[records[k].label] for k in np.flatnonzero(cluster == c))}
+    if too_big:
+        keep = np.array([int(cluster[a]) not in too_big for a in i], dtype=bool)
+        i, j, s = i[keep], j[keep], s[keep]
+        cluster = clusters(len(records), i, j)
+        console.warn(f"{len(too_big)} chain(s) of similar photos spanning over a quarter of a class are not "
+                      "treated as near-duplicates")
+    return NearDuplicates(records, threshold, i, j, s, cluster)
 
 
 def leakage(records: list[ImageRecord], found: NearDuplicates) -> list[dict]:
