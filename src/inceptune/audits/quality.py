@@ -2,7 +2,8 @@
 
 CleanVision scores each photo (0 to 1, low is bad) and flags those below its
 thresholds; its `odd_size` means unusually small or large, and only the
-small ones are an issue here.
+small ones are an issue here, with those whose shorter side is below
+Inception-v3's smallest input (75 pixels).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 
 import numpy as np
+
+from inceptune.models.inception import MIN_IMAGE_SIZE
 
 # CleanVision's issue type -> ours
 ISSUES = {"blurry": "blurry", "dark": "dark", "light": "bright", "odd_size": "small",
@@ -32,14 +35,19 @@ def find_quality_issues(paths: list[str]) -> dict[str, tuple[np.ndarray, np.ndar
         flagged = table[f"is_{theirs}_issue"].fillna(False).to_numpy(bool)
         score = 1.0 - table[f"{theirs}_score"].fillna(1.0).to_numpy(float)
         out[ours] = (flagged, score)
-    if "small" in out:  # odd_size flags the unusually large too
-        sizes = np.array([_area(p) for p in paths], dtype=float)
-        out["small"] = (out["small"][0] & (sizes < np.median(sizes)), out["small"][1])
+    # odd_size flags the unusually large too, and its rule (3 IQRs below the first quartile) rarely reaches
+    # below zero when sizes vary; a photo whose shorter side is under Inception-v3's smallest input is small
+    sides = np.array([_sides(p) for p in paths], dtype=float).reshape(-1, 2)
+    areas, shorter = sides.prod(axis=1), sides.min(axis=1)
+    tiny = shorter < MIN_IMAGE_SIZE
+    flagged, score = out["small"]
+    out["small"] = ((flagged & (areas < np.median(areas))) | tiny,
+                    np.where(tiny, np.maximum(score, 1.0 - shorter / MIN_IMAGE_SIZE), score))
     return out
 
 
-def _area(path: str) -> int:
+def _sides(path: str) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(path) as img:
-        return img.size[0] * img.size[1]
+        return img.size
