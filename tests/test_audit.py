@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import FLOWERS, HYMENOPTERA, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
+from conftest import FLOWERS, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
     requires_shared, run_cli
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
