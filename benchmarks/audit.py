@@ -95,7 +95,7 @@ def main() -> None:
     console.set_quiet(quiet)
     result.update(label_issues=labels, near_duplicates=duplicates)
 
-    print(f"\n{images} photos at {size}, {machine.describe().get('cpu', '')}")
+    print(f"\n{images} photos at {size}; {machine.describe()}")
     print(f"{'side':<34}{'seconds':>10}{'vs reference':>14}")
     print(f"{'reference: scan + one extraction':<34}{reference:>10.1f}{1.0:>13.2f}x")
     for name, record in (("audit, cold cache", cold.record), ("audit, warm cache", warm.record)):
