@@ -28,7 +28,8 @@ def find_quality_issues(paths: list[str]) -> dict[str, tuple[np.ndarray, np.ndar
 
     lab = Imagelab(filepaths=list(paths))
     with redirect_stdout(StringIO()), redirect_stderr(StringIO()):
-        lab.find_issues({name: {} for name in ISSUES}, n_jobs=min(4, os.cpu_count() or 1), verbose=False)
+        # n_jobs=1: CleanVision's pool forks, and a fork of a process that runs TensorFlow's threads can hang
+        lab.find_issues({name: {} for name in ISSUES}, n_jobs=1, verbose=False)
     table = lab.issues.reindex(list(paths))
     out = {}
     for theirs, ours in ISSUES.items():
