@@ -68,23 +68,38 @@ def test_a_killed_extraction_resumes_with_only_the_missing_images(small_flowers,
     assert len(read_features_file(tmp_path / "f.parquet").paths) == 60
 
 
+# Ray runs in a process of its own, as a user's driver does: a Ray driver keeps its cluster and its SIGTERM
+# handler for the life of the process, and the test runner's worker should have neither.
+RAY_DRIVER = """
+import json, sys
+import ray
+import inceptune
+from inceptune.engines.ray_engine import predict_with_ray
+a = json.loads(sys.argv[1])
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+try:
+    summary = inceptune.extract_features_file(a["data"], a["out"], layer="mixed8", image_size=a["size"],
+                                              weights=a["weights"], cache_dir=a["cache"], engine="ray")
+    on_ray = predict_with_ray(a["run"], a["images"], top=2, batch_size=4)
+finally:
+    ray.shutdown()
+print(json.dumps({"summary": summary, "on_ray": on_ray}, default=float))
+"""
+
+
 def test_ray_engine_writes_the_same_vectors_and_predictions_as_the_local_engine(
         flowers_features, flowers_run, small_flowers, tmp_path):
-    import ray
-
-    from inceptune.engines.ray_engine import predict_with_ray
-
     (tmp_path / "notes.jpg").write_text("not an image")
     images = [str(p) for p in sorted(small_flowers.rglob("*.jpg"))[::12]] + [str(tmp_path / "notes.jpg")]
     subset = copy_subset(small_flowers, tmp_path / "subset", per_class=3)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        summary = inceptune.extract_features_file(str(subset), str(tmp_path / "ray.parquet"), layer="mixed8",
-                                                  image_size=SMALL_SIZE, weights=str(SHARED_WEIGHTS),
-                                                  cache_dir=str(tmp_path / "own-cache"), engine="ray")
-        on_ray = predict_with_ray(str(flowers_run.run), images, top=2, batch_size=4)
-    finally:
-        ray.shutdown()
+    given = {"data": str(subset), "out": str(tmp_path / "ray.parquet"), "size": SMALL_SIZE,
+             "weights": str(SHARED_WEIGHTS), "cache": str(tmp_path / "own-cache"), "run": str(flowers_run.run),
+             "images": images}
+    driver = subprocess.run([sys.executable, "-c", RAY_DRIVER, json.dumps(given)], capture_output=True, text=True,
+                            timeout=600)
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    answer = json.loads(driver.stdout.strip().splitlines()[-1])
+    summary, on_ray = answer["summary"], answer["on_ray"]
     local = inceptune.predict(str(flowers_run.run), images, top=2, batch_size=4)
     assert [r["path"] for r in on_ray] == images and "error" in on_ray[-1] and "error" in local[-1]
     for a, b in zip(on_ray[:-1], local[:-1]):
