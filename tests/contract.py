@@ -35,6 +35,11 @@ def check_run_folder(run: Path) -> dict:
     labels = json.loads((run / "labels.json").read_text())
     classes, task = labels["classes"], labels["task"]
     assert task in ("binary", "multiclass", "multilabel") and len(classes) >= 2 and len(set(classes)) == len(classes)
+    if "calibration" in labels:  # the temperature already folded into the model's output layer: a record
+        assert labels["calibration"]["temperature"] > 0
+    thresholds = labels.get("thresholds", {})
+    assert (task == "multilabel" or not thresholds) and set(thresholds) <= set(classes)
+    assert all(0 < t < 1 for t in thresholds.values())
     config = json.loads((run / "config.json").read_text())
     assert set(SETTING_GROUPS) <= set(config) and {"resolved", "versions"} <= set(config)
     assert config["resolved"]["image_size"] >= 1 and "keras" in config["versions"]

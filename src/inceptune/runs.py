@@ -49,6 +49,7 @@ class RunContents:
     history: list[dict]
     manifest: list[dict]  # path, label, split, sha256 (and group) per image
     dataset: dict  # Dataset.summary()
+    calibration: dict | None = None  # the temperature folded into the model, and multi-label thresholds
 
 
 class RunFolder:
@@ -98,7 +99,8 @@ class RunFolder:
         `report()` writes (its returned dict joins metrics), then metrics.json, which marks the run finished."""
         assert contents.task in TASKS, contents.task
         self.save_model(contents.model)
-        self.write_json("labels.json", {"classes": contents.classes, "task": contents.task})
+        self.write_json("labels.json", {"classes": contents.classes, "task": contents.task,
+                                         **labels_calibration(contents.calibration)})
         self.write_json("config.json", {**contents.settings, "resolved": contents.resolved, "versions": versions()})
         self.write_rows("history.csv", contents.history)
         self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256", "group"])
@@ -136,6 +138,24 @@ class RunFolder:
         return self.read_json("labels.json")["classes"]
 
     @property
+    def temperature(self) -> float | None:
+        """The temperature folded into the model's output layer by calibration, if any (labels.json)."""
+        calibration = self.read_json("labels.json").get("calibration") or {}
+        return calibration.get("temperature")
+
+    @property
+    def thresholds(self) -> list[float] | None:
+        """A multi-label run's decision threshold per label, in class order (0.5 where labels.json has none);
+        None for a single-label run."""
+        from inceptune.evaluation.multilabel import THRESHOLD as MULTILABEL_THRESHOLD
+
+        labels = self.read_json("labels.json")
+        if labels.get("task") != "multilabel":
+            return None
+        chosen = labels.get("thresholds") or {}
+        return [float(chosen.get(c, MULTILABEL_THRESHOLD)) for c in labels["classes"]]
+
+    @property
     def config(self) -> dict:
         return self.read_json("config.json")
 
@@ -158,6 +178,17 @@ class RunFolder:
         """Load model.keras in Keras' safe mode: a model that carries code (a Lambda layer) is refused
         unless `unsafe` (the user trusts its source)."""
         return load_keras_model(self.model_path, unsafe)
+
+
+def labels_calibration(calibration: dict | None) -> dict:
+    """What labels.json says of calibration: the temperature (already in the model: a record, for reports) and
+    the per-label thresholds that `predict`, `evaluate` and `serve` decide multi-label answers at."""
+    if not calibration or calibration.get("temperature") is None:
+        return {}
+    out = {"calibration": {k: calibration[k] for k in ("method", "temperature", "fitted_on")}}
+    if calibration.get("thresholds"):
+        out["thresholds"] = calibration["thresholds"]
+    return out
 
 
 def versions() -> dict:

@@ -237,7 +237,7 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
         probs = await batcher.submit(np.stack([image for _, image in images]))
         results = []
         for (name, _), p in zip(images, probs):
-            found = answer(classes, p, top_k, model.multilabel)
+            found = answer(classes, p, top_k, model.thresholds)
             results.append({"filename": name, **{k: v for k, v in found.items() if k != "probabilities"}})
         return {"runtime": model.runtime, "predictions": results}
 

@@ -122,7 +122,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
 
     _require_ray()
     folder = RunFolder.open(run)
-    classes, image_size, multilabel = folder.classes, folder.image_size, folder.task == "multilabel"
+    classes, image_size, thresholds = folder.classes, folder.image_size, folder.thresholds
     items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
@@ -133,7 +133,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            results[int(index)] = {"path": str(path), **answer(classes, probs, top, multilabel)}
+            results[int(index)] = {"path": str(path), **answer(classes, probs, top, thresholds)}
     return results
 
 

@@ -24,7 +24,8 @@ from inceptune.data.dataset import read_manifest
 from inceptune.data.scan import ImageRecord, scan_dataset
 from inceptune.errors import UserError
 from inceptune.evaluation import plots
-from inceptune.evaluation.metrics import classification_metrics
+from inceptune.evaluation.calibration import at_temperature
+from inceptune.evaluation.metrics import as_probabilities, calibration, classification_metrics
 from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
 from inceptune.runs import RunFolder
@@ -68,11 +69,20 @@ def labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
                      folder: RunFolder, source: str, extra: dict | None = None,
                      images: np.ndarray | None = None, recipe: list[tuple[str, str]] = ()) -> dict:
-    """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`."""
+    """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`.
+
+    A calibrated run (a temperature in labels.json) is also measured as it was before calibration: the
+    probabilities at temperature 1 / T are exactly the uncalibrated model's.
+    """
     target = Path(target)
     y_true = np.array([classes.index(r.label) for r in records])
     metrics = {"source": source, **classification_metrics(y_true, probs, classes), **(extra or {}),
                "report": str(target / "report.html")}
+    temperature = folder.temperature
+    if temperature is not None:
+        before, bins = calibration(y_true, at_temperature(as_probabilities(probs), 1.0 / temperature))
+        metrics["calibration"] = {"method": "temperature", "temperature": temperature, "ece_before": before,
+                                  "ece_after": metrics["ece"], "bins_before": bins}
     write_predictions(target / "predictions.csv", records, classes, probs)
     figures = _draw(target, folder, records, classes, y_true, probs, metrics, images)
     atomic_write_json(target / "evaluation.json", metrics)
@@ -96,12 +106,20 @@ def _draw(target: Path, folder: RunFolder, records, classes, y_true, probs, metr
         (plots.roc_curves(y_true, probs, classes, target / "roc_curve.png"), "ROC curves"),
         (plots.precision_recall_curves(y_true, probs, classes, target / "precision_recall_curve.png"),
          "Precision-recall curves"),
-        (plots.reliability_diagram(metrics["calibration_bins"], metrics["ece"], target / "reliability_diagram.png"),
-         "Reliability diagram"),
+        (plots.reliability_diagram(_reliability_panels(metrics), target / "reliability_diagram.png"),
+         "Reliability diagram" + (" before and after calibration" if "calibration" in metrics else "")),
         (plots.error_gallery(_confident_errors(records, classes, y_true, probs, images), target / "errors.png"),
          "Most confidently wrong images"),
     ]
     return figures
+
+
+def _reliability_panels(metrics: dict) -> list[tuple[str, list[dict], float]]:
+    c = metrics.get("calibration")
+    if c is None:
+        return [("Reliability diagram", metrics["calibration_bins"], metrics["ece"])]
+    return [("Before calibration", c["bins_before"], c["ece_before"]),
+            (f"After (temperature {c['temperature']:.3g})", metrics["calibration_bins"], metrics["ece"])]
 
 
 def _confident_errors(records, classes, y_true, probs, images=None) -> list[dict]:

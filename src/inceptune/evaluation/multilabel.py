@@ -30,9 +30,12 @@ THRESHOLD = 0.5
 
 
 def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str],
-                       threshold: float = THRESHOLD) -> dict:
+                       thresholds: float | np.ndarray = THRESHOLD) -> dict:
+    """The metrics of multi-hot `y_true` against `probs`, each label answered yes at or above its threshold
+    (one for all, or one per label)."""
     y_true, probs = np.asarray(y_true, int), np.asarray(probs, float)
-    y_pred = (probs >= threshold).astype(int)
+    thresholds = np.broadcast_to(np.asarray(thresholds, float), (len(classes),))
+    y_pred = (probs >= thresholds).astype(int)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None,
                                                                      labels=list(range(len(classes))),
                                                                      zero_division=0)
@@ -47,7 +50,8 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
         }
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
     return {
-        "task": "multilabel", "images": int(len(y_true)), "threshold": threshold,
+        "task": "multilabel", "images": int(len(y_true)),
+        "thresholds": {c: float(t) for c, t in zip(classes, thresholds)},
         "subset_accuracy": float(accuracy_score(y_true, y_pred)),
         "hamming_loss": float(hamming_loss(y_true, y_pred)),
         "f1_micro": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
@@ -60,15 +64,20 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
 
 
 def write_multilabel_evaluation(folder: Path, paths: list[str], y_true: np.ndarray, probs: np.ndarray,
-                                classes: list[str], source: str) -> dict:
-    """evaluation.json and predictions.csv (true and predicted label sets, every probability)."""
-    metrics = {**multilabel_metrics(y_true, probs, classes), "source": source}
+                                classes: list[str], source: str, thresholds: np.ndarray | None = None) -> dict:
+    """evaluation.json and predictions.csv (true and predicted label sets, every probability), each label
+    decided at its threshold (labels.json's; 0.5 where the run has none)."""
+    thresholds = np.full(len(classes), THRESHOLD) if thresholds is None else np.asarray(thresholds, float)
+    metrics = {**multilabel_metrics(y_true, probs, classes, thresholds), "source": source}
+    if np.any(thresholds != THRESHOLD):  # what the chosen thresholds changed
+        plain = multilabel_metrics(y_true, probs, classes)
+        metrics["at_0.5"] = {k: plain[k] for k in ("subset_accuracy", "hamming_loss", "f1_micro", "f1_macro")}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "labels", "predicted", *classes])
     for path, truth, p in zip(paths, y_true, probs):
         writer.writerow([path, "|".join(c for c, t in zip(classes, truth) if t),
-                         "|".join(c for c, q in zip(classes, p) if q >= THRESHOLD), *[f"{q:.6f}" for q in p]])
+                         "|".join(c for c, q, t in zip(classes, p, thresholds) if q >= t), *[f"{q:.6f}" for q in p]])
     atomic_write_text(Path(folder) / "predictions.csv", buffer.getvalue())
     atomic_write_json(Path(folder) / "evaluation.json", metrics)
     return metrics

@@ -97,22 +97,26 @@ def _curves(display, y_true, probs, classes, path, title) -> Path:
     return save_figure(fig, path)
 
 
-def reliability_diagram(bins: list[dict], ece: float, path) -> Path:
-    """Accuracy against confidence per bin: a calibrated model follows the diagonal."""
-    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    width = [b["high"] - b["low"] for b in bins]
-    lows = [b["low"] for b in bins]
-    ax.bar(lows, [b["accuracy"] for b in bins], width=width, align="edge", edgecolor="black", alpha=0.7,
-           label="accuracy")
-    ax.plot([b["confidence"] for b in bins], [b["confidence"] for b in bins], "r.", label="mean confidence")
-    ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability diagram (ECE {ece:.3f})")
-    ax.legend(fontsize=8, loc="upper left")
-    hist.bar(lows, [b["count"] for b in bins], width=width, align="edge", edgecolor="black", color="gray")
-    hist.set_xlabel("confidence of the predicted class")
-    hist.set_ylabel("images")
-    hist.set_xlim(0, 1)
+def reliability_diagram(panels: list[tuple[str, list[dict], float]], path) -> Path:
+    """Accuracy against confidence per bin, one column per (title, bins, ECE) panel (before and after
+    calibration): a calibrated model follows the diagonal."""
+    fig, axes = plt.subplots(2, len(panels), figsize=(5.5 * len(panels), 6), gridspec_kw={"height_ratios": [3, 1]},
+                             sharex=True, squeeze=False)
+    for column, (title, bins, ece) in enumerate(panels):
+        ax, hist = axes[0, column], axes[1, column]
+        width = [b["high"] - b["low"] for b in bins]
+        lows = [b["low"] for b in bins]
+        ax.bar(lows, [b["accuracy"] for b in bins], width=width, align="edge", edgecolor="black", alpha=0.7,
+               label="accuracy")
+        ax.plot([b["confidence"] for b in bins], [b["confidence"] for b in bins], "r.", label="mean confidence")
+        ax.plot([0, 1], [0, 1], ":", color="gray", label="perfect calibration")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{title} (ECE {ece:.3f})")
+        ax.legend(fontsize=8, loc="upper left")
+        hist.bar(lows, [b["count"] for b in bins], width=width, align="edge", edgecolor="black", color="gray")
+        hist.set_xlabel("confidence of the predicted class")
+        hist.set_ylabel("images")
+        hist.set_xlim(0, 1)
     return save_figure(fig, path)
 
 

@@ -57,6 +57,7 @@ class TrainedModel:
         self.folder = RunFolder.open(run)
         self.classes = self.folder.classes
         self.task = self.folder.task
+        self.thresholds = self.folder.thresholds  # a multi-label run's, per label; None for one label per image
         self.image_size = self.folder.image_size
         self._unsafe, self._keras, self._gradcams = unsafe, None, {}
         chosen = find_runtime(self.folder.path, runtime)
@@ -109,10 +110,10 @@ class TrainedModel:
 
     def predict(self, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> list[dict]:
         """One dict per image, in input order: `path`, `top` (a list of `{"label", "probability"}`),
-        `probabilities` (every class), `labels` (multi-label: every label at or above 0.5), or `error`."""
+        `probabilities` (every class), `labels` (multi-label: every label at or above its threshold, labels.json's), or `error`."""
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
         return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta),
-                           lambda probs: answer(self.classes, probs, top, self.multilabel))
+                           lambda probs: answer(self.classes, probs, top, self.thresholds))
 
     def explain(self, image, class_name: str | None = None, block: str = "mixed10") -> dict:
         """Grad-CAM of one image (a path or RGB pixels): `heatmap` (H, W) in [0, 1] at the image's size,

@@ -8,7 +8,6 @@ import numpy as np
 
 from inceptune import console
 from inceptune.data.pipeline import image_batches
-from inceptune.evaluation.multilabel import THRESHOLD as MULTILABEL_THRESHOLD
 
 
 def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
@@ -18,12 +17,13 @@ def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
             "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
 
-def answer(classes: list[str], probs: np.ndarray, top: int, multilabel: bool) -> dict:
+def answer(classes: list[str], probs: np.ndarray, top: int, thresholds: list[float] | None) -> dict:
     """One image's answer, the same wherever it is asked: the ranked `top` and every class's probability,
-    and for a multi-label run the `labels` at or above the decision threshold."""
+    and for a multi-label run (`thresholds`: one per label, RunFolder.thresholds) the `labels` at or above
+    their thresholds."""
     result = rank_classes(classes, probs, top)
-    if multilabel:  # independent yes/no answers
-        result["labels"] = [c for c, p in zip(classes, probs) if p >= MULTILABEL_THRESHOLD]
+    if thresholds is not None:  # independent yes/no answers
+        result["labels"] = [c for c, p, t in zip(classes, probs, thresholds) if p >= t]
     return result
 
 

@@ -54,6 +54,14 @@ class Classifier:
         """
         set_standardization(self.head[0], *standardization(features))
 
+    def fold_temperature(self, temperature: float) -> None:
+        """Divide the output layer's logits by `temperature` (calibration): its kernel and bias are divided, so
+        the saved model, the head and the top, which share the layer, answer the calibrated probabilities, and
+        exports need nothing new."""
+        output = self.head[-1]
+        kernel, bias = output.get_weights()
+        output.set_weights([kernel / temperature, bias / temperature])
+
     def head_model(self) -> keras.Model:
         """Pooled features -> probabilities (phase 1)."""
         shape = (self.pooling.output.shape if isinstance(self.pooling, keras.Model)

@@ -41,6 +41,7 @@ LR_FIND_PHASES = ("head", "fine-tune")
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 SEARCHES = ("quick", "full", "none")
 HEADS = ("dense", "linear")
+CALIBRATIONS = ("auto", "none")
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -96,6 +97,10 @@ class Recipe:
                                   **ONLY_PRETRAINED)
     refit: bool = setting(True, "After validation, fit the chosen recipe again on train + val before scoring "
                                 "the test split.", **ONLY_PRETRAINED)
+    calibrate: str = setting("auto", "auto: fit a temperature for the probabilities on the held-out val split "
+                                     "(folded into the model; the argmax cannot change) and, for multi-label runs, "
+                                     "a threshold per label maximising F1; none: keep the raw outputs.",
+                             choices=CALIBRATIONS, **ONLY_PRETRAINED)
     weights: str = setting("imagenet", "imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or "
                                        "a PATH to a weights file.", kind="path")
     from_model: str | None = setting(None, "Continue from a saved model: a run folder, a .keras file or a legacy "

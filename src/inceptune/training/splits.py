@@ -32,6 +32,12 @@ class SplitData:
             return y.astype("float32").reshape(-1, 1)
         return np.eye(len(self.dataset.classes), dtype="float32")[y] if self.classifier.one_hot else y.astype("int32")
 
+    def targets(self, split: str) -> np.ndarray:
+        """The split's answers as metrics take them: class indices, or multi-hot rows when multi-label."""
+        if self.classifier.multilabel:
+            return self.labels(split).astype(int)
+        return np.array([self.dataset.label_index(r) for r in self.dataset.split(split)], dtype=int)
+
     def data(self, split: str, kind: str, views: bool = True) -> CachedFeatures | None:
         """The split's cached `kind` features; the training split includes its augmented views if `views`."""
         records = self.dataset.split(split)
@@ -59,14 +65,16 @@ class SplitData:
         """(N, classes) probabilities of the split's images, in `dataset.split(split)` order."""
         return class_probabilities(model.predict(self.data(split, kind), verbose=0), self.classifier.multilabel)
 
-    def scores(self, split: str, probs: np.ndarray) -> dict:
-        """Accuracy and loss of `probs` on the split (subset accuracy, F1 and Hamming loss when multi-label)."""
+    def scores(self, split: str, probs: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
+        """Accuracy and loss of `probs` on the split (subset accuracy, F1 and Hamming loss when multi-label,
+        each label decided at its threshold: 0.5 unless `thresholds`)."""
         if self.classifier.multilabel:
-            from inceptune.evaluation.multilabel import multilabel_metrics
+            from inceptune.evaluation.multilabel import THRESHOLD, multilabel_metrics
 
-            m = multilabel_metrics(self.labels(split), probs, self.dataset.classes)
+            m = multilabel_metrics(self.targets(split), probs, self.dataset.classes,
+                                   THRESHOLD if thresholds is None else thresholds)
             return {"images": m["images"], "accuracy": m["subset_accuracy"], "loss": m["loss"],
                     "f1_macro": m["f1_macro"], "hamming_loss": m["hamming_loss"]}
-        y = np.array([self.dataset.label_index(r) for r in self.dataset.split(split)])
+        y = self.targets(split)
         return {"images": int(len(y)), "accuracy": float(accuracy_score(y, probs.argmax(axis=1))),
                 "loss": float(log_loss(y, probs, labels=list(range(len(self.dataset.classes)))))}

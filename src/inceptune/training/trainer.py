@@ -14,12 +14,14 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
+from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.extract import ExtractionStats
 from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.baseline import baseline_scores
+from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
 from inceptune.training.devices import training_devices
@@ -87,21 +89,25 @@ class Trainer:
                          log_dir=run.file("tensorboard") if s.run.tensorboard else None,
                          resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"))
         s, classifier = fit.settings, fit.classifier
+        calibration = calibrate(fit, s)  # folded into the final model: test answers below are calibrated
+        thresholds = thresholds_of(calibration, dataset.classes)
 
         # === Scores of every held-out split, then the run folder ===
+        # val: the fit on train alone, before calibration (calibration was fitted on these answers)
         probabilities = {"val": fit.val} if fit.val is not None else {}
         if dataset.split("test"):
             probabilities["test"] = fit.probabilities("test")
-        metrics = {split: fit.held.scores(split, probabilities[split]) if split in probabilities else None
-                   for split in ("val", "test")}
+        metrics = {split: fit.held.scores(split, probabilities[split], thresholds if split == "test" else None)
+                   if split in probabilities else None for split in ("val", "test")}
         metrics.update(self._timings(extraction, views.stats, views.summary, fit.first))
-        metrics.update(search=fit.search, refit=fit.refit, baseline=baseline_scores(dataset, cache, bool(fit.refit)))
+        metrics.update(search=fit.search, refit=fit.refit, baseline=baseline_scores(dataset, cache, bool(fit.refit)),
+                       calibration=calibration)
         contents = RunContents(classifier.model, dataset.classes, task(dataset, classifier.binary), s.as_dict(),
                                {"image_size": s.recipe.image_size, "weights": weights.describe(),
                                 "weights_fingerprint": weights.fingerprint, **source},
-                               fit.first.history, manifest_rows(dataset), dataset.summary())
+                               fit.first.history, manifest_rows(dataset), dataset.summary(), calibration)
         run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities,
-                                                                     recipe_rows(metrics)))
+                                                                     recipe_rows(metrics), calibration, thresholds))
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.track:
@@ -136,8 +142,9 @@ class Trainer:
 
     @staticmethod
     def _report(run: RunFolder, dataset: Dataset, splits: SplitData, probabilities: dict,
-                recipe: list[tuple[str, str]]) -> dict | None:
-        """Metrics, plots and report.html of the held-out split (test, else val), from the cached features."""
+                recipe: list[tuple[str, str]], calibration: dict | None, thresholds) -> dict | None:
+        """Metrics, plots and report.html of the held-out split (test, else val), from the cached features;
+        with a calibration, that split's ECE before and after it joins metrics.json's record."""
         split = "test" if "test" in probabilities else "val" if "val" in probabilities else None
         if split is None:
             return None
@@ -146,10 +153,19 @@ class Trainer:
             from inceptune.evaluation.multilabel import write_multilabel_evaluation
 
             write_multilabel_evaluation(run.path, [r.path for r in records], splits.labels(split),
-                                        probabilities[split], dataset.classes, f"the {split} split")
-        else:
-            write_evaluation(run.path, records, dataset.classes, probabilities[split], folder=run,
-                             source=f"the {split} split", recipe=recipe)
+                                        probabilities[split], dataset.classes, f"the {split} split",
+                                        thresholds if split == "test" else None)
+            return {"report": {"split": split}}
+        probs = probabilities[split]
+        if split == "val" and calibration and calibration.get("temperature"):  # the model saved answers these
+            probs = at_temperature(probs, calibration["temperature"])
+        evaluation = write_evaluation(run.path, records, dataset.classes, probs, folder=run,
+                                      source=f"the {split} split", recipe=recipe)
+        measured = evaluation.get("calibration")
+        if split == "test" and measured and calibration:
+            calibration = {**calibration, "test_ece_before": measured["ece_before"],
+                           "test_ece_after": measured["ece_after"]}
+            return {"report": {"split": split}, "calibration": calibration}
         return {"report": {"split": split}}
 
 
