@@ -38,10 +38,33 @@ def pytest_xdist_auto_num_workers(config):
     return max(2, min(4, os.cpu_count() or 1))
 
 
+MEMORY_LOG = os.environ.get("INCEPTUNE_TEST_MEMORY")  # a file: each test's peak resident memory is appended to it
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With INCEPTUNE_TEST_MEMORY=FILE, record each test's peak resident memory (this process's, setup to
+    teardown): the kernel's high-water mark, reset before the test (/proc/self/clear_refs)."""
+    if not MEMORY_LOG:
+        return (yield)
+    Path("/proc/self/clear_refs").write_text("5")
+    try:
+        return (yield)
+    finally:
+        peak = next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("VmHWM:"))
+        with open(MEMORY_LOG, "a") as log:
+            log.write(f"{int(peak) // 1024}\t{item.nodeid}\n")
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_WEIGHTS = SHARED / "weights" / "inception_v3_imagenet2015_partial_notop.weights.h5"
 HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
 FLOWERS = SHARED / "datasets" / "flowers5"
+
+# Converting Inception-v3 to ONNX peaks near 11 GB (tf2onnx; INCEPTUNE_TEST_MEMORY measures it): tests that export
+# take turns on one worker, so two conversions never add up on a 24 GB machine (a pair got a CI worker killed).
+EXPORTS = pytest.mark.xdist_group("exports")
 
 SMALL_SIZE = 150  # small enough for CI, large enough for ants vs bees
 requires_shared = pytest.mark.skipif(
@@ -75,6 +98,18 @@ def make_color_dataset(root: Path, per_class: int = 10, classes=("blue", "red"))
         for i in range(per_class):
             make_image(root / name / f"{name}_{i:02d}.jpg", color=colors[name], size=(40 + i, 40))
     return root
+
+
+def tiny_classifier(num_classes: int, multilabel: bool = False, image_size: int = 32):
+    """An inceptune classifier (models/classifier.py) on a one-layer backbone: a real Keras model in seconds."""
+    import keras
+
+    from inceptune.models.classifier import build_classifier
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, name="conv")(inputs)
+    backbone = keras.Model(inputs, keras.layers.Activation("relu", name="mixed10")(x), name="tiny")
+    return build_classifier(backbone, num_classes, image_size, multilabel=multilabel)
 
 
 def copy_subset(src: Path, dst: Path, per_class: int) -> Path:

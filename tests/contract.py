@@ -63,8 +63,12 @@ def check_run_folder(run: Path) -> dict:
         assert (run / "predictions.csv").is_file()
     model = keras.saving.load_model(run / "model.keras", compile=False)
     size = config["resolved"]["image_size"]
-    out = np.asarray(model.predict(np.zeros((1, size + 7, size - 3, 3), "float32"), verbose=0))  # any size in
-    assert out.shape == (1, 1 if task == "binary" else len(classes))
+    answered = model.predict(np.zeros((1, size + 7, size - 3, 3), "float32"), verbose=0)  # any size in
+    out, ood = (answered if isinstance(answered, list) else [answered, None])  # [probabilities, OOD score]
+    assert np.asarray(out).shape == (1, 1 if task == "binary" else len(classes))
+    assert (ood is None) == ("ood" not in labels)  # the score exactly when labels.json has its threshold
+    if ood is not None:
+        assert np.asarray(ood).shape == (1, 1) and labels["ood"]["threshold"] is not None
     return labels
 
 

@@ -9,7 +9,8 @@ from inceptune.evaluation.calibration import at_temperature, best_thresholds, fi
 from inceptune.evaluation.metrics import calibration
 from inceptune.evaluation.multilabel import multilabel_metrics
 from inceptune.inference.ranking import answer
-from inceptune.models.classifier import build_classifier, class_probabilities
+from conftest import tiny_classifier
+from inceptune.models.classifier import class_probabilities
 
 
 def _overconfident(n=4000, classes=5, temperature=3.0, seed=0):
@@ -38,17 +39,10 @@ def test_two_classes_as_one_sigmoid_scale_like_the_folded_layer():
     assert np.allclose(at_temperature(expit(z)[:, None], 2.5, multilabel=True)[:, 0], expit(z / 2.5), atol=1e-9)
 
 
-def _tiny_classifier(num_classes, multilabel=False):
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, name="conv")(inputs)
-    backbone = keras.Model(inputs, keras.layers.Activation("relu", name="mixed10")(x), name="tiny")
-    return build_classifier(backbone, num_classes, 32, multilabel=multilabel)
-
-
 @pytest.mark.parametrize("num_classes,multilabel", [(5, False), (2, False), (3, True)])
 def test_folding_the_temperature_into_the_output_layer_gives_the_calibrated_answers(num_classes, multilabel):
     keras.utils.set_random_seed(0)
-    classifier = _tiny_classifier(num_classes, multilabel)
+    classifier = tiny_classifier(num_classes, multilabel)
     images = np.random.default_rng(1).uniform(0, 255, (6, 40, 40, 3)).astype("float32")
     before = class_probabilities(classifier.model.predict_on_batch(images), multilabel)
     classifier.fold_temperature(0.4)  # sharper, so the change is large
@@ -77,3 +71,9 @@ def test_answers_use_each_labels_threshold():
     assert answer(["a", "b", "c"], probs, 2, [0.25, 0.5, 0.5])["labels"] == ["a", "b"]
     assert answer(["a", "b", "c"], probs, 2, [0.5, 0.5, 0.5])["labels"] == ["b"]
     assert "labels" not in answer(["a", "b", "c"], probs, 2, None)  # one class per image: no yes/no answers
+
+
+def test_a_tiny_or_perfectly_answered_val_split_does_not_drive_the_temperature_to_a_bound():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
+    t = fit_temperature(probs, np.array([0, 1, 0, 1]))  # all right: without the prior, T would run to 0.05
+    assert 0.3 < t < 1.0

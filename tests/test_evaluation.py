@@ -21,7 +21,8 @@ from sklearn.metrics import (
 import inceptune
 from conftest import headless_chromium, png_size, requires_shared, run_cli
 from inceptune.evaluation.predictions import read_predictions
-from inceptune.evaluation.metrics import calibration, classification_metrics, summarize_folds
+from inceptune.evaluation.calibration import at_temperature
+from inceptune.evaluation.metrics import SCALARS, calibration, classification_metrics, summarize_folds
 from inceptune.inference.tta import VIEWS, view, with_tta
 
 PNGS = ("training_curves.png", "confusion_matrix.png", "roc_curve.png", "precision_recall_curve.png",
@@ -53,7 +54,7 @@ def test_fold_summary_is_mean_and_sample_std():
     s = summarize_folds([{"accuracy": 0.8, "roc_auc": None}, {"accuracy": 0.9, "roc_auc": 0.5}])
     assert s["accuracy"]["mean"] == pytest.approx(0.85) and s["accuracy"]["std"] == pytest.approx(np.std([.8, .9],
                                                                                                          ddof=1))
-    assert s["roc_auc"] == {"mean": 0.5, "std": 0.0, "folds": 1}
+    assert s["roc_auc"] == {"mean": 0.5, "std": 0.0, "folds": 1, "ci95": None}
 
 
 # --- test-time augmentation
@@ -115,9 +116,24 @@ def test_evaluate_json_agrees_with_scikit_learn_on_the_saved_predictions(flowers
     assert m["top_k_accuracy"]["3"] == pytest.approx(top_k_accuracy_score(y, probs, k=3, labels=range(5)))
     assert m["log_loss"] == pytest.approx(log_loss(y, probs, labels=range(5)))
     assert m["confusion_matrix"] == confusion_matrix(y, pred, labels=range(5)).tolist()
-    # The readable form: a table and the scalar metrics.
+    # Every scalar has its 95% interval, which contains it; 20 images leave accuracy wide open.
+    for name in SCALARS:
+        if m[name] is not None:
+            low, high = m["ci95"][name]
+            assert low <= m[name] <= high, name
+    assert m["ci95"]["accuracy"][1] - m["ci95"]["accuracy"][0] > 0.2
+    # Calibrated: the temperature is in the model; before it, the same argmax on every image.
+    temperature = json.loads((flowers_run.run / "labels.json").read_text())["calibration"]["temperature"]
+    assert m["calibration"]["temperature"] == temperature and temperature != 1.0
+    before = at_temperature(probs, 1 / temperature)
+    assert np.array_equal(before.argmax(axis=1), pred) and not np.allclose(before, probs, atol=1e-4)
+    assert m["calibration"]["ece_before"] == pytest.approx(calibration(y, before)[0], abs=1e-6)
+    # The labelled test photos the OOD score would have rejected, counted.
+    assert m["ood"]["threshold"] > 0 and 0 <= m["ood"]["unknown"] <= m["images"]
+    # The readable form: a table and the scalar metrics with their intervals.
     table = run_cli("evaluate", str(flowers_run.run))
     assert table.returncode == 0 and "roses" in table.stdout + table.stderr and "roc_auc" in table.stdout
+    assert f"[{m['ci95']['accuracy'][0]:.4f}, {m['ci95']['accuracy'][1]:.4f}]" in table.stdout
 
 
 @requires_shared

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared, run_cli
+from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared, run_cli
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache
 from inceptune.features.sources import SEARCH_KINDS
@@ -252,6 +252,7 @@ def _csv(path):
 
 
 @requires_shared
+@EXPORTS
 def test_two_blocks_side_by_side_make_a_model_that_loads_predicts_explains_and_exports(flowers_small, tmp_path):
     """A concatenated source (mixed8 + mixed10, avg and max each): the saved model computes the features
     the cache holds, so Keras, Grad-CAM and ONNX Runtime agree with what the run scored."""

@@ -47,6 +47,7 @@ def test_predictions_over_http_equal_the_python_api(server, flowers_run, images)
         assert [t["label"] for t in got["top"]][0] == want["top"][0]["label"]
         for t in got["top"]:
             assert abs(t["probability"] - want["probabilities"][t["label"]]) < 1e-5
+        assert got["unknown"] == want["unknown"] and abs(got["ood_score"] - want["ood_score"]) < 1e-5
     default = httpx.post(f"{url}/predict", files=files[:1], timeout=60).json()
     assert len(default["predictions"][0]["top"]) == 3  # serve --top 3
 
@@ -113,6 +114,29 @@ def test_the_web_page_classifies_a_chosen_image_in_headless_chromium(server, ima
     assert shown == expected and bars == 3
     assert overlay_width > 100  # the Grad-CAM overlay decoded
     assert png_size(tmp_path / "page.png")[0] == 1000
+
+
+def test_the_web_page_says_none_of_these_for_a_photo_unlike_the_training_photos(server, images, tmp_path):
+    url, _ = server
+    odd, flower = tmp_path / "odd.png", images[0]
+    odd.write_bytes(_png(300, 200))  # one flat green: nothing like a flower photo
+    answers = httpx.post(f"{url}/predict", files=[("file", ("odd.png", odd.read_bytes(), "image/png")),
+                                                   ("file", (flower.name, flower.read_bytes(), "image/jpeg"))],
+                         timeout=60).json()["predictions"]
+    assert answers[0]["unknown"] is True and answers[0]["ood_score"] > answers[1]["ood_score"]
+    shown = {}
+    with headless_chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#model:has-text('5 classes')")
+        for image in (odd, flower):
+            page.set_input_files("#file", str(image))
+            page.wait_for_selector(f"#name:has-text('{image.name}')")
+            page.wait_for_selector("#results .row")
+            banner = page.locator("#unknown")
+            shown[image] = banner.inner_text() if banner.is_visible() else None
+    assert shown[odd].startswith("None of these")
+    assert (shown[flower] is not None) == answers[1]["unknown"]  # shown exactly when the API says unknown
 
 
 def test_serve_refuses_a_missing_run_and_a_busy_port_in_one_sentence(server, tmp_path):

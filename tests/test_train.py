@@ -69,7 +69,8 @@ classes = json.load(open(sys.argv[1] + "/labels.json"))["classes"]
 out = {}
 for path in sys.argv[2:]:
     pixels = np.asarray(Image.open(path).convert("RGB"), dtype="float32")[None]
-    p = float(model.predict(pixels, verbose=0)[0, 0])
+    answered = model.predict(pixels, verbose=0)  # [probabilities, OOD score] since 0.5
+    p = float((answered[0] if isinstance(answered, list) else answered)[0, 0])
     out[path] = {classes[0]: 1 - p, classes[1]: p}
 print(json.dumps(out))
 """

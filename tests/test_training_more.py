@@ -7,6 +7,8 @@ import pytest
 
 import inceptune
 from conftest import SHARED_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
+from inceptune.models.ood import split_outputs
+from inceptune.models.parts import model_parts
 
 pytestmark = requires_shared
 
@@ -96,12 +98,12 @@ def test_a_run_continued_on_the_same_classes_keeps_its_trained_head(trained_run,
 
     # No epoch in either phase: the continued model is the earlier run's base and head, as they were.
     result = _train(small_hymenoptera, tmp_path / "again", image_size=SMALL_SIZE, from_model=str(trained_run.run),
-                    epochs=0, test_split=0.2)
+                    epochs=0, test_split=0.2, calibrate="none")  # a new temperature would change the head
     before, after = (keras.saving.load_model(run / "model.keras") for run in (trained_run.run, result.run))
     images = np.stack([resize_image(load_image(p), SMALL_SIZE)
                        for p in sorted((small_hymenoptera / "val" / "bees").iterdir())[:4]])
-    expected = before.predict(images, verbose=0)
-    np.testing.assert_allclose(after.predict(images, verbose=0), expected, atol=1e-5)
+    expected = split_outputs(before.predict(images, verbose=0))[0]
+    np.testing.assert_allclose(split_outputs(after.predict(images, verbose=0))[0], expected, atol=1e-5)
     assert np.abs(expected - 0.5).max() > 0.05  # a trained head, not an untrained one's 0.5s
 
 
@@ -184,20 +186,27 @@ def test_a_multilabel_csv_trains_a_sigmoid_head_with_per_label_metrics(tmp_path)
     result = inceptune.train(str(tmp_path / "labels.csv"), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
                              image_size=75, epochs=40, fine_tune_epochs=0, val_split=0.2, test_split=0.25,
                              tensorboard=False)
+    classes = ["blue", "green", "red"]
     labels = json.loads((result.run / "labels.json").read_text())
-    assert labels == {"classes": ["blue", "green", "red"], "task": "multilabel"}
+    assert labels["classes"] == classes and labels["task"] == "multilabel"
+    thresholds = labels["thresholds"]  # one per label, chosen on val for F1
+    assert list(thresholds) == classes and all(0 < t < 1 for t in thresholds.values())
     evaluation = json.loads((result.run / "evaluation.json").read_text())
-    assert set(evaluation["per_label"]) == {"blue", "green", "red"}
+    assert set(evaluation["per_label"]) == set(classes) and evaluation["thresholds"] == thresholds
     assert evaluation["f1_macro"] > 0.7 and evaluation["hamming_loss"] < 0.25  # chance: about 0.5 and 0.5
+    assert evaluation["f1_macro"] >= evaluation.get("at_0.5", evaluation)["f1_macro"]  # the test split, held out
+    lo, hi = evaluation["ci95"]["f1_macro"]
+    assert lo <= evaluation["f1_macro"] <= hi
     import keras
 
     model = keras.saving.load_model(result.run / "model.keras")
-    assert model.layers[-1].units == 3 and model.layers[-1].activation.__name__ == "sigmoid"
+    output = model_parts(model).output
+    assert output.units == 3 and output.activation.__name__ == "sigmoid"
     image = tmp_path / "images" / "000.png"
     answer = inceptune.predict(str(result.run), [str(image)])[0]
-    raw = model.predict(np.asarray(Image.open(image), "float32")[None], verbose=0)[0]  # independent sigmoids
-    assert [answer["probabilities"][c] for c in ("blue", "green", "red")] == pytest.approx(raw.tolist(), abs=1e-5)
-    assert answer["labels"] == [c for c, p in zip(("blue", "green", "red"), raw) if p >= 0.5]
+    raw = split_outputs(model.predict(np.asarray(Image.open(image), "float32")[None], verbose=0))[0][0]
+    assert [answer["probabilities"][c] for c in classes] == pytest.approx(raw.tolist(), abs=1e-5)
+    assert answer["labels"] == [c for c, p in zip(classes, raw) if p >= thresholds[c]]
     # Grad-CAM explains with the model's own sigmoids, not a softmax over the labels.
     explained = inceptune.load(str(result.run)).explain(str(image))
     assert [explained["probabilities"][c] for c in ("blue", "green", "red")] == pytest.approx(raw.tolist(), abs=1e-5)
@@ -228,7 +237,7 @@ def test_mixed_precision_under_a_mirrored_strategy_trains_with_float32_outputs(s
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
     assert result.metrics["val"]["accuracy"] > 0.6
     model = keras.saving.load_model(result.run / "model.keras")
-    assert model.layers[-1].dtype_policy.name == "float32"
+    assert model_parts(model).output.dtype_policy.name == "float32"
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     assert backbone.layers[1].dtype_policy.name == "mixed_bfloat16"  # on this CPU; mixed_float16 on GPUs
     config = json.loads((result.run / "config.json").read_text())

@@ -14,7 +14,7 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _API = {
     "train": "inceptune.training.trainer",

@@ -96,8 +96,10 @@ def _show_cv(result, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.record, indent=2))
         return
+    print(f"{'metric':<18} mean ± std       [95% interval of the mean]")
     for name, s in result.summary.items():
-        print(f"{name:<18} {s['mean']:.4f} ± {s['std']:.4f}")
+        ci = s.get("ci95")
+        print(f"{name:<18} {s['mean']:.4f} ± {s['std']:.4f}" + (f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
     print(f"out-of-fold predictions: {result.path / 'predictions.csv'}")
 
 
@@ -212,7 +214,11 @@ def evaluate(
     for name, row in [*metrics["per_class"].items(), ("macro avg", {**metrics["macro_avg"], "roc_auc": None})]:
         table.add_row(name, *(_fmt(row[k]) for k in ("precision", "recall", "f1", "roc_auc")), str(row["support"]))
     console.console.print(table)
-    print("  ".join(f"{name} {_fmt(metrics[name])}" for name in SCALARS))
+    intervals = metrics.get("ci95") or {}
+    print(f"{'metric':<18} value   [95% interval]")
+    for name in SCALARS:
+        ci = intervals.get(name)
+        print(f"{name:<18} {_fmt(metrics[name])}" + (f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
     print(f"plots and report.html: {Path(metrics.get('report', run))}")
 
 

@@ -1,7 +1,8 @@
 """The run folder: everything a training run leaves behind, written once and read back.
 
     model.keras    raw RGB pixels in, class probabilities out (plain Keras loads it)
-    labels.json    class names in output order, and the task
+    labels.json    class names in output order, the task, the calibration (a temperature already in the
+                   model, multi-label thresholds) and the OOD threshold
     config.json    every setting by group (data, recipe, scratch, run), which `train --config`
                    replays; `resolved`: facts of this run (the model's image size, the weights
                    file and its fingerprint, the kind of data); `versions` of the libraries
@@ -50,6 +51,7 @@ class RunContents:
     manifest: list[dict]  # path, label, split, sha256 (and group) per image
     dataset: dict  # Dataset.summary()
     calibration: dict | None = None  # the temperature folded into the model, and multi-label thresholds
+    ood: dict | None = None  # the OOD score's threshold (training/ood.py), when the model answers one
 
 
 class RunFolder:
@@ -100,7 +102,9 @@ class RunFolder:
         assert contents.task in TASKS, contents.task
         self.save_model(contents.model)
         self.write_json("labels.json", {"classes": contents.classes, "task": contents.task,
-                                         **labels_calibration(contents.calibration)})
+                                         **labels_calibration(contents.calibration),
+                                         **({"ood": {k: contents.ood[k] for k in ("score", "threshold", "keep")}}
+                                            if contents.ood else {})})
         self.write_json("config.json", {**contents.settings, "resolved": contents.resolved, "versions": versions()})
         self.write_rows("history.csv", contents.history)
         self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256", "group"])
@@ -154,6 +158,12 @@ class RunFolder:
             return None
         chosen = labels.get("thresholds") or {}
         return [float(chosen.get(c, MULTILABEL_THRESHOLD)) for c in labels["classes"]]
+
+    @property
+    def ood_threshold(self) -> float | None:
+        """The OOD score above which an image is "none of these" (labels.json); None: the model has no score."""
+        ood = self.read_json("labels.json").get("ood") or {}
+        return ood.get("threshold")
 
     @property
     def config(self) -> dict:

@@ -93,7 +93,9 @@ def find_label_issues(features: dict[str, np.ndarray], y: np.ndarray, classes: i
     from cleanlab.rank import get_label_quality_scores
 
     probabilities, folds, accuracy = out_of_fold(features, y, classes, groups, seed)
-    flagged = cleanlab_find(y, probabilities, filter_by=FILTER)
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, and a fork of a process that runs TensorFlow's
+    # threads can hang; one such pool child, orphaned, kept a test worker's pipe open and stalled the whole run.
+    flagged = cleanlab_find(y, probabilities, filter_by=FILTER, n_jobs=1)
     quality = get_label_quality_scores(y, probabilities, method="self_confidence")
     return LabelIssues(np.asarray(flagged, bool), 1.0 - quality, probabilities.argmax(1), probabilities, y, folds,
                        accuracy)

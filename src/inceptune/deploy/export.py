@@ -5,8 +5,9 @@
         -> saved_model | onnx | openvino | litert   (keras.Model.export)
         -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
-        -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32), same top-1
-           (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py)
+        -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
+           (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py); a quantized
+           export's OOD score difference is recorded (export.json ood_max_abs_diff), not checked
         -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
 
 Why the serving model differs from model.keras, without changing its answers:
@@ -38,6 +39,7 @@ from inceptune.deploy.quantize import TOLERANCES, check_quantize, decisive, lite
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
+from inceptune.models.ood import split_outputs
 from inceptune.models.parts import model_parts
 from inceptune.models.weights import file_fingerprint
 from inceptune.runs import RunFolder
@@ -48,12 +50,17 @@ CALIBRATION_IMAGES = 32
 
 
 def serving_model(model: keras.Model, image_size: int) -> keras.Model:
-    """(S, S, 3) pixels -> probabilities: model.keras without its Resizing layer, Normalization folded."""
+    """(S, S, 3) pixels -> probabilities (and the OOD score, when model.keras answers one): model.keras without
+    its Resizing layer, Normalization folded."""
     parts = model_parts(model)
     after_resize = [layer for layer in parts.preprocess if layer is not parts.resize] + [parts.backbone, *parts.head]
+    pooling = parts.head[0] if parts.head else None
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
-    x, pending = inputs, None
+    x, pending, features = inputs, None, None
     for layer in after_resize:
+        if layer is pooling:
+            x = features = layer(x)
+            continue
         if isinstance(layer, keras.layers.Normalization):
             pending = layer  # folded into the next Dense layer
         elif isinstance(layer, keras.layers.Dropout):
@@ -63,7 +70,8 @@ def serving_model(model: keras.Model, image_size: int) -> keras.Model:
             pending = None
         else:
             x = layer(x)
-    return keras.Model(inputs, x, name="inceptune_serving")
+    outputs = x if parts.ood is None else [x, parts.ood(features)]
+    return keras.Model(inputs, outputs, name="inceptune_serving")
 
 
 def _folded_dense(norm: keras.layers.Normalization, dense: keras.layers.Dense) -> keras.layers.Dense:
@@ -126,9 +134,14 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     seconds = time.perf_counter() - start
     pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
     multilabel = folder.task == "multilabel"
-    expected = class_probabilities(model.predict(pixels, verbose=0), multilabel)
-    got = class_probabilities(load_runtime(fmt, artefact)(pixels), multilabel)
+    expected, expected_ood = split_outputs(model.predict(pixels, verbose=0))
+    got, got_ood = split_outputs(load_runtime(fmt, artefact)(pixels))
+    expected, got = class_probabilities(expected, multilabel), class_probabilities(got, multilabel)
     diff = float(np.abs(got - expected).max())
+    ood_diff = None if expected_ood is None else (float(np.abs(got_ood - expected_ood).max()) if got_ood is not None
+                                                  else float("inf"))
+    if ood_diff is not None and quantize is None:  # an FP32 export answers the OOD score exactly too
+        diff = max(diff, ood_diff)
     same = got.argmax(axis=1) == expected.argmax(axis=1)
     tolerance = TOLERANCES[quantize]
     clear = decisive(expected, tolerance)
@@ -136,6 +149,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     report = {"format": fmt, "quantize": quantize, "path": str(artefact), "image_size": image_size,
               "bytes": sum(f.stat().st_size for f in target.rglob("*") if f.is_file()),
               "images_checked": len(pixels), "max_abs_diff": diff, "tolerance": tolerance,
+              "ood_max_abs_diff": ood_diff,  # within the tolerance for FP32; recorded, not checked, when quantized
               "top1_agreement": agree, "decisive_images": int(clear.sum()), "decisive_top1_agreement": clear_agree,
               "seconds": round(seconds, 1), "model_sha256": digest,
               **({"quantized_from": str(reuse)} if reuse else {})}

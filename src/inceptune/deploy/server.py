@@ -34,7 +34,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.model import load
-from inceptune.inference.ranking import answer
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
@@ -147,7 +146,7 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
     """The FastAPI app serving a run folder's model (see the module docstring for the routes)."""
     model = load(run, runtime=runtime, unsafe=unsafe)
     classes = model.classes
-    batcher = MicroBatcher(model.infer, max_batch=max_batch)
+    batcher = MicroBatcher(model.infer_scored, max_batch=max_batch)  # rows: probabilities, then the OOD score
     counters = {"requests": 0, "started": time.time()}
 
     @asynccontextmanager
@@ -237,7 +236,7 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
         probs = await batcher.submit(np.stack([image for _, image in images]))
         results = []
         for (name, _), p in zip(images, probs):
-            found = answer(classes, p, top_k, model.thresholds)
+            found = model.describe(p, top_k)
             results.append({"filename": name, **{k: v for k, v in found.items() if k != "probabilities"}})
         return {"runtime": model.runtime, "predictions": results}
 

@@ -46,7 +46,7 @@ class _Embedder:
             from inceptune.inference.model import load
 
             model = load(run, runtime=runtime, unsafe=unsafe)
-            self.infer = lambda x: model.infer(x, tta)
+            self.infer = lambda x: model.infer_scored(x, tta)  # probabilities, then the OOD score
             return
         from inceptune.features.extract import build_extractor
         from inceptune.models.backbone import build_backbone
@@ -122,7 +122,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
 
     _require_ray()
     folder = RunFolder.open(run)
-    classes, image_size, thresholds = folder.classes, folder.image_size, folder.thresholds
+    classes, image_size, thresholds, ood = folder.classes, folder.image_size, folder.thresholds, folder.ood_threshold
     items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
@@ -133,7 +133,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            results[int(index)] = {"path": str(path), **answer(classes, probs, top, thresholds)}
+            results[int(index)] = {"path": str(path), **answer(classes, probs[:-1], top, thresholds, (float(probs[-1]), ood))}
     return results
 
 

@@ -68,8 +68,12 @@ def labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
                      folder: RunFolder, source: str, extra: dict | None = None,
-                     images: np.ndarray | None = None, recipe: list[tuple[str, str]] = ()) -> dict:
+                     images: np.ndarray | None = None, recipe: list[tuple[str, str]] = (),
+                     ood_scores: np.ndarray | None = None) -> dict:
     """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`.
+
+    With `ood_scores` (the model's OOD score of each record) and the run's OOD threshold, the share of these
+    labelled, in-distribution images the model would answer "none of these" for.
 
     A calibrated run (a temperature in labels.json) is also measured as it was before calibration: the
     probabilities at temperature 1 / T are exactly the uncalibrated model's.
@@ -78,6 +82,12 @@ def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str
     y_true = np.array([classes.index(r.label) for r in records])
     metrics = {"source": source, **classification_metrics(y_true, probs, classes), **(extra or {}),
                "report": str(target / "report.html")}
+    threshold = folder.ood_threshold
+    if ood_scores is not None and threshold is not None:
+        unknown = np.asarray(ood_scores) > threshold
+        metrics["ood"] = {"threshold": threshold, "unknown": int(unknown.sum()),
+                          "unknown_share": float(unknown.mean()),
+                          "meaning": "images of the model's own classes answered 'none of these' (rejected)"}
     temperature = folder.temperature
     if temperature is not None:
         before, bins = calibration(y_true, at_temperature(as_probabilities(probs), 1.0 / temperature))

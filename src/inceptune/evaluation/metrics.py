@@ -3,6 +3,7 @@
 scikit-learn computes them all; the only thing computed here is the expected
 calibration error, which scikit-learn does not offer (its binning is the
 standard one: equal-width confidence bins, weighted by their share of images).
+Each scalar comes with its 95% interval ("ci95", from intervals.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
+from inceptune.evaluation.intervals import (
+    Interval,
+    classification_intervals,
+    containing,
+    fold_interval,
+    wilson_interval,
+)
+
 CALIBRATION_BINS = 15
 
 # Scalar metrics, in the order tables and reports show them.
@@ -30,12 +39,19 @@ SCALARS = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "
            "roc_auc", "average_precision", "log_loss", "ece")
 
 
+def top_k_name(k: int | str) -> str:
+    """The ci95 key of a top-k accuracy (metrics["top_k_accuracy"][str(k)]): "top_3_accuracy"."""
+    return f"top_{k}_accuracy"
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
     """Metrics of probabilities `probs` (N, C) against class indices `y_true` (N,).
 
     ROC AUC is binary for two classes and one-vs-rest (macro) for more;
     average precision likewise. Metrics that are undefined for the labels at
-    hand (AUC when a class is absent) are None.
+    hand (AUC when a class is absent) are None. "ci95" holds each scalar's 95%
+    interval, [low, high] or None: every name of SCALARS, then "top_3_accuracy"
+    and the like (top_k_name) for the top-k accuracies beyond top-1.
     """
     y_true = np.asarray(y_true, dtype=int)
     probs = as_probabilities(probs)
@@ -82,7 +98,23 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[
         "calibration_bins": bins,
         "classes": list(classes),
     }
+    metrics["ci95"] = _intervals(y_true, probs, metrics)
     return metrics
+
+
+def _intervals(y_true: np.ndarray, probs: np.ndarray, metrics: dict) -> dict[str, Interval | None]:
+    """ci95: each of SCALARS, then top_k_name(k) for k >= 2 -> [low, high], or None where the metric is None.
+
+    Accuracy and top-k accuracy count images right: Wilson. The rest are bootstrapped over images.
+    """
+    images = len(y_true)
+    proportions = {"accuracy": metrics["accuracy"],
+                   **{top_k_name(k): v for k, v in metrics["top_k_accuracy"].items() if k != "1"}}
+    ci = {name: containing(wilson_interval(round(value * images), images), value)
+          for name, value in proportions.items()}
+    ci.update(classification_intervals(y_true, probs, {name: metrics[name] for name in SCALARS if name != "accuracy"},
+                                       ece_bins=calibration_bin(probs.max(axis=1))))
+    return {name: ci[name] for name in (*SCALARS, *proportions)}
 
 
 def as_probabilities(outputs) -> np.ndarray:
@@ -96,7 +128,7 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = CALIBRATION
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y_true
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    index = calibration_bin(confidence, n_bins)
     ece, bins = 0.0, []
     for b in range(n_bins):
         mask = index == b
@@ -107,6 +139,12 @@ def calibration(y_true: np.ndarray, probs: np.ndarray, n_bins: int = CALIBRATION
         bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
                      "accuracy": acc, "confidence": conf})
     return float(ece), bins
+
+
+def calibration_bin(confidence: np.ndarray, n_bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """The reliability bin of each top-1 confidence: equal-width bins of [0, 1], a bin's upper edge inside it."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
 
 
 def _roc_auc(y_true, probs, labels) -> float:
@@ -137,7 +175,7 @@ def _defined(compute) -> float | None:
 
 
 def summarize_folds(folds: list[dict]) -> dict:
-    """Mean and standard deviation of each scalar metric over cross-validation folds."""
+    """Mean, standard deviation and t interval of each scalar metric over cross-validation folds."""
     summary = {}
     for name in SCALARS:
         values = [f[name] for f in folds if f.get(name) is not None]
@@ -147,15 +185,6 @@ def summarize_folds(folds: list[dict]) -> dict:
 
 
 def summarize_values(values: list[float]) -> dict:
-    """Mean, sample standard deviation and count of one metric over folds."""
+    """Mean, sample standard deviation, count and the 95% t interval of the mean (None for one fold)."""
     return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "folds": len(values)}
-
-
-def accuracy_interval(accuracy: float, images: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of an accuracy measured on `images` images (scipy)."""
-    from scipy.stats import binomtest
-
-    correct = int(round(accuracy * images))
-    ci = binomtest(correct, images).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+            "folds": len(values), "ci95": fold_interval(values)}

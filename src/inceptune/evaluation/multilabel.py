@@ -25,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from inceptune.atomic import atomic_write_json, atomic_write_text
+from inceptune.evaluation.intervals import multilabel_intervals
 
 THRESHOLD = 0.5
 
@@ -49,7 +50,7 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
             "average_precision": float(average_precision_score(y_true[:, i], probs[:, i])) if both else None,
         }
     clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-    return {
+    metrics = {
         "task": "multilabel", "images": int(len(y_true)),
         "thresholds": {c: float(t) for c, t in zip(classes, thresholds)},
         "subset_accuracy": float(accuracy_score(y_true, y_pred)),
@@ -61,6 +62,8 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str]
         "loss": float(np.mean([log_loss(y_true[:, i], clipped[:, i], labels=[0, 1]) for i in range(len(classes))])),
         "per_label": per_label,
     }
+    metrics["ci95"] = multilabel_intervals(y_true, probs, thresholds, values=metrics)
+    return metrics
 
 
 def write_multilabel_evaluation(folder: Path, paths: list[str], y_true: np.ndarray, probs: np.ndarray,

@@ -33,6 +33,7 @@ from inceptune.inference.ranking import answer, run_batches
 from inceptune.inference.runtimes import DEFAULT_RUNTIME, find_runtime
 from inceptune.inference.tta import with_tta
 from inceptune.models.classifier import class_probabilities
+from inceptune.models.ood import split_outputs
 from inceptune.runs import RunFolder
 from inceptune.settings.schema import DEFAULTS
 
@@ -58,6 +59,7 @@ class TrainedModel:
         self.classes = self.folder.classes
         self.task = self.folder.task
         self.thresholds = self.folder.thresholds  # a multi-label run's, per label; None for one label per image
+        self.ood_threshold = self.folder.ood_threshold  # above it, "none of these"; None: the model has no score
         self.image_size = self.folder.image_size
         self._unsafe, self._keras, self._gradcams = unsafe, None, {}
         chosen = find_runtime(self.folder.path, runtime)
@@ -96,24 +98,41 @@ class TrainedModel:
 
     # === Answers ===
 
+    def _answered(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, ood = split_outputs(self._raw(pixels))
+        return class_probabilities(probs, self.multilabel), ood
+
     def infer(self, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
         """Class probabilities (N, classes) of decoded RGB pixels (N, H, W, 3) in 0..255, any size."""
-        return with_tta(lambda x: class_probabilities(self._raw(x), self.multilabel), tta)(pixels)
+        return with_tta(lambda x: self._answered(x)[0], tta)(pixels)
+
+    def infer_scored(self, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
+        """(N, classes + 1): the class probabilities, then the OOD score (NaN when the model answers none; of
+        the image itself, not of its test-time views)."""
+        probs, ood = self._answered(pixels)
+        if tta > 1:
+            probs = self.infer(pixels, tta)
+        return np.column_stack([probs, np.full(len(probs), np.nan) if ood is None else ood])
+
+    def describe(self, row: np.ndarray, top: int) -> dict:
+        """One `infer_scored` row as the answer `predict` and `serve` give."""
+        return answer(self.classes, row[:-1], top, self.thresholds, (float(row[-1]), self.ood_threshold))
 
     def predict_proba(self, inputs, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> Probabilities:
         """Probabilities of image files and folders; the inputs that could not be read are in `failed`."""
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
         rows = self._rows(paths, batch_size, tta)
         read = [r for r in rows if "error" not in r]
-        values = np.array([r["p"] for r in read], dtype=np.float64).reshape(len(read), len(self.classes))
+        values = np.array([r["p"][:-1] for r in read], dtype=np.float64).reshape(len(read), len(self.classes))
         return Probabilities([r["path"] for r in read], values, {r["path"]: r["error"] for r in rows if "error" in r})
 
     def predict(self, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> list[dict]:
         """One dict per image, in input order: `path`, `top` (a list of `{"label", "probability"}`),
-        `probabilities` (every class), `labels` (multi-label: every label at or above its threshold, labels.json's), or `error`."""
+        `probabilities` (every class), `labels` (multi-label: every label at or above its threshold, labels.json's), `unknown` and `ood_score`
+        (when the run has an OOD score: unknown is "none of these"), or `error`."""
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
-        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta),
-                           lambda probs: answer(self.classes, probs, top, self.thresholds))
+        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer_scored(x, tta),
+                           lambda row: self.describe(row, top))
 
     def explain(self, image, class_name: str | None = None, block: str = "mixed10") -> dict:
         """Grad-CAM of one image (a path or RGB pixels): `heatmap` (H, W) in [0, 1] at the image's size,
@@ -139,14 +158,17 @@ class TrainedModel:
         kept = [(record, row["p"]) for record, row in zip(records, rows) if "error" not in row]
         if not kept:
             raise UserError(f"None of the images in {source} could be read.")
-        return write_evaluation(target, [r for r, _ in kept], self.classes, np.array([p for _, p in kept]),
-                                folder=self.folder, source=source,
+        scored = np.array([p for _, p in kept])
+        ood = None if self.ood_threshold is None else scored[:, -1]
+        return write_evaluation(target, [r for r, _ in kept], self.classes, scored[:, :-1],
+                                folder=self.folder, source=source, ood_scores=ood,
                                 extra={"tta": tta, "runtime": self.runtime,
                                        "unreadable": [row["path"] for row in rows if "error" in row]})
 
     def _rows(self, paths: list[str], batch_size: int, tta: int) -> list[dict]:
-        """Per path, in order: {"path", "p": probabilities} or {"path", "error"}."""
-        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer(x, tta), lambda p: {"p": p})
+        """Per path, in order: {"path", "p": probabilities and the OOD score (infer_scored)} or {"path", "error"}."""
+        return run_batches(paths, self.image_size, batch_size, lambda x: self.infer_scored(x, tta),
+                           lambda p: {"p": p})
 
 
 def load(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> TrainedModel:

@@ -17,13 +17,17 @@ def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
             "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
 
-def answer(classes: list[str], probs: np.ndarray, top: int, thresholds: list[float] | None) -> dict:
-    """One image's answer, the same wherever it is asked: the ranked `top` and every class's probability,
-    and for a multi-label run (`thresholds`: one per label, RunFolder.thresholds) the `labels` at or above
-    their thresholds."""
+def answer(classes: list[str], probs: np.ndarray, top: int, thresholds: list[float] | None,
+           ood: tuple[float, float | None] | None = None) -> dict:
+    """One image's answer, the same wherever it is asked: the ranked `top` and every class's probability;
+    for a multi-label run (`thresholds`: one per label, RunFolder.thresholds) the `labels` at or above
+    their thresholds; with `ood` (the image's OOD score, the run's threshold), `unknown` ("none of these")
+    and `ood_score`."""
     result = rank_classes(classes, probs, top)
     if thresholds is not None:  # independent yes/no answers
         result["labels"] = [c for c, p, t in zip(classes, probs, thresholds) if p >= t]
+    if ood is not None and ood[1] is not None and not np.isnan(ood[0]):
+        result["unknown"], result["ood_score"] = bool(ood[0] > ood[1]), float(ood[0])
     return result
 
 

@@ -1,4 +1,5 @@
-"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, the model's raw outputs out.
+"""Runtimes that run an exported model: fixed-size pixels (N, S, S, 3) in, the model's raw outputs out (one
+array, or a list when the model also answers its OOD score: models/ood.py).
 
 Callers turn outputs into class probabilities (`models.classifier.class_probabilities`).
 Exports live in RUN/export/<format>[-<quantize>]/ (deploy/export.py writes them).
@@ -27,31 +28,41 @@ def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]
 
         session = ort.InferenceSession(str(artefact), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
+        return lambda x: _outputs(session.run(None, {name: np.asarray(x, np.float32)}))
     if fmt == "openvino":
         import openvino as ov
 
         # FP32 explicitly: on CPUs with bfloat16 units OpenVINO otherwise computes in bf16 (~1e-2 off).
         compiled = ov.Core().compile_model(str(artefact), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        return lambda x: compiled(np.asarray(x, np.float32))[0]
+        return lambda x: _outputs(list(compiled(np.asarray(x, np.float32)).values()))
     if fmt == "litert":
         interpreter = _litert_interpreter(artefact)
 
         def run(x):
-            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            inp = interpreter.get_input_details()[0]
+            outputs = sorted(interpreter.get_output_details(), key=lambda o: o["name"])  # Identity, Identity_1, ...
             interpreter.resize_tensor_input(inp["index"], x.shape)
             interpreter.allocate_tensors()
             interpreter.set_tensor(inp["index"], np.asarray(x, np.float32))
             interpreter.invoke()
-            return interpreter.get_tensor(out["index"])
+            return _outputs([interpreter.get_tensor(o["index"]) for o in outputs])
 
         return run
     if fmt == "saved_model":
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(artefact))
-        return lambda x: loaded.serve(np.asarray(x, np.float32)).numpy()
+        def serve(x):
+            out = loaded.serve(np.asarray(x, np.float32))
+            return _outputs([o.numpy() for o in out] if isinstance(out, (list, tuple)) else [out.numpy()])
+
+        return serve
     raise UserError(f"Unknown format '{fmt}'.")
+
+
+def _outputs(values: list) -> np.ndarray | list[np.ndarray]:
+    """One output as an array, several (probabilities, then the OOD score) as a list, as Keras answers."""
+    return values[0] if len(values) == 1 else values
 
 
 def _litert_interpreter(artefact: Path):

@@ -36,6 +36,7 @@ class Classifier:
     multilabel: bool = False  # one sigmoid per class, binary cross-entropy
     adapted: bool = False  # the head's standardisation is already fitted (a head kept by --from)
     base: keras.Model | None = None  # the whole Inception-v3 the backbone was cut from: feature extraction runs it
+    features: object = None  # the pooled features (the head's input) in `model`'s graph: the OOD branch reads them
 
     @property
     def extractor_base(self) -> keras.Model:
@@ -61,6 +62,20 @@ class Classifier:
         output = self.head[-1]
         kernel, bias = output.get_weights()
         output.set_weights([kernel / temperature, bias / temperature])
+
+    def with_ood(self, branch: keras.Model) -> keras.Model:
+        """The saved model with an OOD branch (models/ood.py) on its pooled features: pixels ->
+        [probabilities, ood_score]."""
+        return keras.Model(self.model.inputs, [self.model.outputs[0], branch(self.features)], name=self.model.name)
+
+    def features_model(self, unfreeze_from: str | None) -> keras.Model | None:
+        """Cached block activations before `unfreeze_from` -> pooled features, as the (fine-tuned) model computes
+        them; None when the cache holds the pooled features themselves (no fine-tuning)."""
+        if unfreeze_from is None:
+            return None
+        top = top_of_backbone(self.backbone, unfreeze_from)
+        inputs = keras.Input(top.input.shape[1:], name="activations")
+        return keras.Model(inputs, self.pooling(top(inputs, training=False)), name=f"features_from_{unfreeze_from}")
 
     def head_model(self) -> keras.Model:
         """Pooled features -> probabilities (phase 1)."""
@@ -150,7 +165,8 @@ def build_classifier(
     inputs = keras.Input((None, None, 3), name="image")
     features = pooling(backbone(scale(resize(inputs)), training=False))
     model = keras.Model(inputs, _apply(head, features), name="inceptune_classifier")
-    return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel, base=base)
+    return Classifier(model, backbone, pooling, head, num_classes, multilabel=multilabel, base=base,
+                      features=features)
 
 
 def source_pooling(pooling: str, channels: list[int]) -> keras.layers.Layer:

@@ -4,7 +4,8 @@ Every model inceptune saves is raw RGB pixels -> preprocessing layers
 (Resizing, then scaling: Inception's [-1, 1], or [0, 1] with a grayscale
 conversion for networks trained from scratch) -> one nested network (the
 backbone) -> for the pretrained recipe, the head: pooling, feature
-standardisation, dropout, hidden Dense layers, the output Dense layer.
+standardisation, dropout, hidden Dense layers, the output Dense layer; and,
+beside the head, on the pooled features, the OOD branch (models/ood.py).
 Grad-CAM, export, `train --from` and a continued head all need this split;
 they all take it from `model_parts`.
 """
@@ -21,6 +22,7 @@ class ModelParts:
     preprocess: list[keras.layers.Layer]  # raw pixels -> the backbone's input (Resizing first)
     backbone: keras.Model
     head: list[keras.layers.Layer]  # backbone output -> probabilities; empty when the network has its own
+    ood: keras.Model | None = None  # pooled features -> OOD score (models/ood.py), when the model answers one
 
     @property
     def resize(self) -> keras.layers.Resizing | None:
@@ -48,4 +50,8 @@ def model_parts(model: keras.Model) -> ModelParts:
     index = next((i for i, layer in enumerate(layers) if isinstance(layer, keras.Model)), None)
     if index is None:
         raise ValueError(f"{model.name} has no nested backbone network")
-    return ModelParts(layers[:index], layers[index], layers[index + 1:])
+    from inceptune.models.ood import NAME as OOD
+
+    after = layers[index + 1:]
+    ood = next((layer for layer in after if isinstance(layer, keras.Model) and layer.name == OOD), None)
+    return ModelParts(layers[:index], layers[index], [layer for layer in after if layer is not ood], ood)

@@ -101,6 +101,9 @@ class Recipe:
                                      "(folded into the model; the argmax cannot change) and, for multi-label runs, "
                                      "a threshold per label maximising F1; none: keep the raw outputs.",
                              choices=CALIBRATIONS, **ONLY_PRETRAINED)
+    ood: bool = setting(True, "Add a 'none of these' score to the model (its second output): the distance to the "
+                              "nearest training image's features, with a threshold that keeps 95% of val known.",
+                        **ONLY_PRETRAINED)
     weights: str = setting("imagenet", "imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or "
                                        "a PATH to a weights file.", kind="path")
     from_model: str | None = setting(None, "Continue from a saved model: a run folder, a .keras file or a legacy "

@@ -1,10 +1,11 @@
 """`cv`: stratified k-fold cross-validation of the whole two-phase recipe, with out-of-fold predictions.
 
     settings (checked) -> load_training_data -> extract_and_group (once, every image; near-duplicates in one fold; views too)
-          -> for each fold: carve val from the other folds, fit_two_phases,
+          -> for each fold: carve val from the other folds, fit_recipe, calibrate on that val,
              probabilities of the held-out fold (from cached features)
-          -> cv.json (per fold, mean and std of every metric), predictions.csv (every image's
-             out-of-fold probabilities and its fold), report.html
+          -> cv.json (per fold, mean, std and t interval of every metric; the out-of-fold metrics with
+             their bootstrap intervals), predictions.csv (every image's out-of-fold probabilities and its
+             fold), report.html
 
 Folds are stratified by class and grouped by content hash, so identical
 files never sit on both sides of a fold. Because the backbone runs once per
@@ -41,6 +42,7 @@ from inceptune.training.extraction import extract_and_group, extract_views, feat
 from inceptune.training.inputs import load_training_data
 from inceptune.training.baseline import RECIPE as BASELINE
 from inceptune.training.baseline import baseline_scores
+from inceptune.training.calibrate import calibrate
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.two_phase import new_classifier
 
@@ -62,7 +64,7 @@ class OutOfFold:
 
 @dataclass
 class CrossValidation:
-    summary: dict  # per metric: mean, std, folds
+    summary: dict  # per metric: mean, std, folds, ci95 (the t interval of the mean; None for one fold)
     per_fold: list[dict]
     predictions: OutOfFold
     path: Path  # the folder with cv.json, predictions.csv and report.html
@@ -83,7 +85,7 @@ def cross_validate(data=None, *, config=None, **settings) -> CrossValidation:
     Examples:
         >>> cv = inceptune.cross_validate("photos/", folds=5, weights="imagenet")
         >>> cv.summary["accuracy"]
-        {'mean': 0.93, 'std': 0.02, 'folds': 5}
+        {'mean': 0.93, 'std': 0.02, 'folds': 5, 'ci95': [0.905, 0.955]}
         >>> cv.predictions.probabilities.shape
         (500, 5)
     """
@@ -119,6 +121,7 @@ def _cross_validate(s: Settings) -> CrossValidation:
         rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], s.data.val_split, 0.0, s.data.seed)
         fold_data = dataclasses.replace(dataset, records=rest + held_out)
         fit = fit_recipe(weights, fold_data, cache, s, views, extraction)
+        calibrate(fit, s)  # as train does: the held-out fold measures the calibrated model train would save
         probabilities[held] = fit.probabilities("test")
         metrics = classification_metrics(np.array([fold_data.label_index(r) for r in held_out]), probabilities[held],
                                          dataset.classes)
@@ -146,8 +149,9 @@ def _cross_validate(s: Settings) -> CrossValidation:
                  dataset={**dataset.summary(), "counts": _fold_counts(dataset, fold_of, s.cv.folds)},
                  settings=record["settings"])
     acc = record["summary"]["accuracy"]
-    console.info(f"{s.cv.folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f} (logistic regression on mixed10 "
-                 f"features: {record['baseline']['accuracy']['mean']:.4f}); cv.json, predictions.csv and "
+    ci = f" (95% interval {acc['ci95'][0]:.4f}-{acc['ci95'][1]:.4f})" if acc["ci95"] else ""
+    console.info(f"{s.cv.folds}-fold accuracy {acc['mean']:.4f} ± {acc['std']:.4f}{ci} (logistic regression on "
+                 f"mixed10 features: {record['baseline']['accuracy']['mean']:.4f}); cv.json, predictions.csv and "
                  f"report.html in {out.path}/")
     return CrossValidation(record["summary"], per_fold, predictions, out.path, record)
 

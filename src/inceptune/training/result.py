@@ -21,7 +21,7 @@ def default_out(data: str) -> str:
 
 def say_results(run: Path, metrics: dict) -> None:
     """Each held-out accuracy with its 95% interval, next to the logistic-regression baseline's."""
-    from inceptune.evaluation.metrics import accuracy_interval
+    from inceptune.evaluation.intervals import accuracy_interval
 
     baseline = metrics.get("baseline") or {}
     for split in ("val", "test"):

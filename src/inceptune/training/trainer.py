@@ -27,6 +27,7 @@ from inceptune.training.class_weights import class_weights
 from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
+from inceptune.training.ood import OodBranch, fit_ood
 from inceptune.training.phases import Resume
 from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.training.scratch import ScratchTrainer
@@ -91,6 +92,7 @@ class Trainer:
         s, classifier = fit.settings, fit.classifier
         calibration = calibrate(fit, s)  # folded into the final model: test answers below are calibrated
         thresholds = thresholds_of(calibration, dataset.classes)
+        ood = fit_ood(fit, s)  # "none of these": the saved model's second output
 
         # === Scores of every held-out split, then the run folder ===
         # val: the fit on train alone, before calibration (calibration was fitted on these answers)
@@ -101,13 +103,16 @@ class Trainer:
                    if split in probabilities else None for split in ("val", "test")}
         metrics.update(self._timings(extraction, views.stats, views.summary, fit.first))
         metrics.update(search=fit.search, refit=fit.refit, baseline=baseline_scores(dataset, cache, bool(fit.refit)),
-                       calibration=calibration)
-        contents = RunContents(classifier.model, dataset.classes, task(dataset, classifier.binary), s.as_dict(),
+                       calibration=calibration, ood=ood.record if ood else None)
+        contents = RunContents(classifier.model if ood is None else classifier.with_ood(ood.branch), dataset.classes,
+                               task(dataset, classifier.binary), s.as_dict(),
                                {"image_size": s.recipe.image_size, "weights": weights.describe(),
                                 "weights_fingerprint": weights.fingerprint, **source},
-                               fit.first.history, manifest_rows(dataset), dataset.summary(), calibration)
+                               fit.first.history, manifest_rows(dataset), dataset.summary(), calibration,
+                               ood.record if ood else None)
         run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities,
-                                                                     recipe_rows(metrics), calibration, thresholds))
+                                                                     recipe_rows(metrics), calibration, thresholds,
+                                                                     ood))
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.track:
@@ -142,7 +147,8 @@ class Trainer:
 
     @staticmethod
     def _report(run: RunFolder, dataset: Dataset, splits: SplitData, probabilities: dict,
-                recipe: list[tuple[str, str]], calibration: dict | None, thresholds) -> dict | None:
+                recipe: list[tuple[str, str]], calibration: dict | None, thresholds, ood: OodBranch | None
+                ) -> dict | None:
         """Metrics, plots and report.html of the held-out split (test, else val), from the cached features;
         with a calibration, that split's ECE before and after it joins metrics.json's record."""
         split = "test" if "test" in probabilities else "val" if "val" in probabilities else None
@@ -160,7 +166,8 @@ class Trainer:
         if split == "val" and calibration and calibration.get("temperature"):  # the model saved answers these
             probs = at_temperature(probs, calibration["temperature"])
         evaluation = write_evaluation(run.path, records, dataset.classes, probs, folder=run,
-                                      source=f"the {split} split", recipe=recipe)
+                                      source=f"the {split} split", recipe=recipe,
+                                      ood_scores=ood.scores(split) if ood else None)
         measured = evaluation.get("calibration")
         if split == "test" and measured and calibration:
             calibration = {**calibration, "test_ece_before": measured["ece_before"],
