@@ -23,7 +23,9 @@ def tiny(tmp_path_factory):
 
 def test_the_run_folder_keeps_its_contract(tiny):
     result, _ = tiny
-    assert check_run_folder(result.run) == {"classes": ["blue", "red"], "task": "binary"}
+    labels = check_run_folder(result.run)
+    assert (labels["classes"], labels["task"]) == (["blue", "red"], "binary")
+    assert set(labels) == {"classes", "task", "calibration", "ood"}  # the temperature in the model; the threshold
 
 
 def test_a_loaded_run_answers_500_images_and_loads_its_model_once(tiny, tmp_path):

@@ -17,7 +17,8 @@ pytestmark = requires_shared
 
 def test_run_folder_holds_every_artefact(trained_run):
     run = trained_run.run
-    assert check_run_folder(run) == {"classes": ["ants", "bees"], "task": "binary"}
+    labels = check_run_folder(run)
+    assert (labels["classes"], labels["task"]) == (["ants", "bees"], "binary") and "ood" in labels
     config = json.loads((run / "config.json").read_text())
     assert config["resolved"]["image_size"] == SMALL_SIZE and config["recipe"]["unfreeze_from"] == "mixed9"
     assert "keras" in config["versions"]
