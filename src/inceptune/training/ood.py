@@ -10,6 +10,7 @@ the train split only, so val stays out of it and its scores stay held out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -29,7 +30,7 @@ SCORE = "cosine distance from the image's pooled features to the nearest trainin
 class OodBranch:
     branch: keras.Model  # pooled features -> score
     record: dict  # threshold, how it was chosen, bank size: metrics.json and labels.json
-    features: "callable"  # split -> the split's pooled features, as the final model computes them
+    features: Callable[[str], np.ndarray]  # split -> its pooled features, as the final model computes them
 
     def scores(self, split: str) -> np.ndarray:
         return np.asarray(self.branch.predict(self.features(split), verbose=0, batch_size=256)).reshape(-1)
@@ -50,6 +51,7 @@ def fit_ood(fit: FittedRecipe, s: Settings) -> OodBranch | None:
         return data.features() if through is None else np.asarray(through.predict(data, verbose=0))
 
     train = fit.held.dataset.split("train")
+    # sampled per class when capped (multi-label rows have no one class: sampled evenly)
     rows = bank_rows(np.array([fit.held.dataset.label_index(r) for r in train]) if not fit.classifier.multilabel
                      else np.zeros(len(train), int), BANK_LIMIT, s.data.seed)
     ood = OodBranch(ood_branch(features("train")[rows]), {}, features)
