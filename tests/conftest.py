@@ -22,6 +22,8 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="inceptune-tests-"))
 os.environ["INCEPTUNE_CACHE"] = str(_SESSION_TMP / "cache")
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ.pop("INCEPTUNE_WEIGHTS", None)
+# train ends by exporting (--export auto): minutes and ~11 GB per run at 299. Tests that check it ask for it.
+os.environ["INCEPTUNE_EXPORT"] = "none"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: each gets its share, and its children too
     _share = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))

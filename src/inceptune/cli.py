@@ -21,7 +21,7 @@ import inceptune  # sets TensorFlow's logging defaults before anything imports i
 from inceptune import console, hooks
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import DEFAULT_RUNTIME
+from inceptune.inference.runtimes import DEFAULT_RUNTIME, MAX_ACCURACY_DROP
 from inceptune.settings import DEFAULTS, TABLE, command_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -37,7 +37,7 @@ def _global(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only resu
 
 TtaOpt = Annotated[int, typer.Option("--tta", help="Average over N deterministic views (flips, crops); 1 = none, up to 12.")]
 UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Load a model that carries Python code (Lambda layers): only for files you trust.")]
-RuntimeOpt = Annotated[str, typer.Option(help="auto (the fastest FP32 export present, else keras), keras, onnx, openvino, or a quantized export such as onnx-int8.")]
+RuntimeOpt = Annotated[str, typer.Option(help="auto (the fastest checked export on this machine, timed once; int8 only when its accuracy check passed; else keras), keras, onnx, openvino, or a quantized export such as onnx-int8.")]
 ImageSizeOpt = Annotated[int, typer.Option(help="Images are resized to this square (75 or more).")]
 BatchOpt = Annotated[int, typer.Option(help="Images per batch.")]
 CacheOpt = Annotated[Optional[str], typer.Option(help="Feature cache folder (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features).")]
@@ -285,12 +285,19 @@ def export(
     run: Annotated[str, typer.Argument(help="A run folder.")],
     fmt: Annotated[str, typer.Option("--format", help="saved_model, onnx, openvino or litert.")] = "onnx",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT[-QUANTIZE]).")] = None,
-    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino); checked against its own tolerance.")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino). fp16 is checked against its own tolerance; int8 ONNX and OpenVINO on accuracy.")] = None,
+    max_accuracy_drop: Annotated[float, typer.Option(help="int8 (ONNX, OpenVINO): the most accuracy (macro F1 for multi-label) it may lose against FP32 on the run's held-out photos, as a fraction (0.005 = half a point).")] = MAX_ACCURACY_DROP,
 ) -> None:
-    """Export a run's model for another runtime; kept only if it matches Keras on the run's images."""
-    report = inceptune.export(run, fmt, out=out, quantize=quantize)
-    print(f"{report['path']}: max probability difference {report['max_abs_diff']:.1e} on "
-          f"{report['images_checked']} images, top-1 agreement {report['top1_agreement']:.0%}")
+    """Export a run's model for another runtime; kept only if it matches Keras on the run's images (int8: only if
+    it keeps its accuracy on the held-out photos)."""
+    report = inceptune.export(run, fmt, out=out, quantize=quantize, max_accuracy_drop=max_accuracy_drop)
+    accuracy = report.get("accuracy")
+    if accuracy:
+        print(f"{report['path']}: {accuracy['metric']} on {accuracy['images']} held-out photos {accuracy['fp32']:.4f} "
+              f"(FP32) -> {accuracy['quantized']:.4f}, drop {accuracy['drop']:.4f} (at most {accuracy['max_drop']:g})")
+    else:
+        print(f"{report['path']}: max probability difference {report['max_abs_diff']:.1e} on "
+              f"{report['images_checked']} images, top-1 agreement {report['top1_agreement']:.0%}")
 
 
 @app.command()

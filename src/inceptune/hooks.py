@@ -10,7 +10,8 @@ loaded. Two things can listen:
   reached for the N-th time. Interrupt tests use it to press Ctrl-C at an
   exact point of a real run instead of racing a file count.
 
-Events: feature_cached, epoch_end, run_file_written, model_loaded, trial_finished (a search trial).
+Events: feature_cached, epoch_end, run_file_written, model_loaded, trial_finished (a search trial),
+runtimes_timed (`--runtime auto` timed a run's exports on this machine).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from inceptune.errors import UserError
 
 SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
 
-EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished")
+EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished", "runtimes_timed")
 
 _listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 _counts: Counter = Counter()

@@ -2,12 +2,14 @@
 
     model.keras -> serving_model (fixed-size pixels in: no resize layer; the head's
                    feature standardisation folded into its first Dense layer)
-        -> saved_model | onnx | openvino | litert   (keras.Model.export)
+        -> saved_model | onnx | openvino | litert   (keras.Model.export; OpenVINO from the run's checked
+           ONNX file when there is one)
         -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
            (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py); a quantized
-           export's OOD score difference is recorded (export.json ood_max_abs_diff), not checked
+           export's OOD score difference is recorded (export.json ood_max_abs_diff), not checked;
+           an int8 ONNX/OpenVINO export is checked on accuracy instead (deploy/accuracy.py)
         -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
 
 Why the serving model differs from model.keras, without changing its answers:
@@ -35,9 +37,11 @@ from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import read_manifest
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
-from inceptune.deploy.quantize import TOLERANCES, check_quantize, decisive, litert_options, quantize_file
+from inceptune.deploy.accuracy import held_out
+from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
+                                       quantize_int8)
 from inceptune.errors import ImageError, UserError
-from inceptune.inference.runtimes import FILES, load_runtime
+from inceptune.inference.runtimes import FILES, MAX_ACCURACY_DROP, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
 from inceptune.models.parts import model_parts
@@ -46,7 +50,8 @@ from inceptune.runs import RunFolder
 
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
 PARITY_IMAGES = 16
-CALIBRATION_IMAGES = 32
+CALIBRATION_IMAGES = 32  # fp16 and LiteRT int8
+INT8_CALIBRATION_IMAGES = 300  # ONNX and OpenVINO int8: NNCF's default subset, from the train split
 
 
 def serving_model(model: keras.Model, image_size: int) -> keras.Model:
@@ -85,45 +90,62 @@ def _folded_dense(norm: keras.layers.Normalization, dense: keras.layers.Dense) -
     return folded
 
 
-def export(run: str, fmt: str, out: str | None = None, quantize: str | None = None) -> dict:
-    """Export a run's model (optionally quantized: fp16 or int8) and check it against Keras on the run's images.
+def export(run: str, fmt: str, out: str | None = None, quantize: str | None = None,
+           max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict:
+    """Export a run's model (optionally quantized: fp16 or int8) and check it on the run's images: an FP32 or fp16
+    export against Keras, an int8 one on accuracy (at most `max_accuracy_drop` lost on the held-out photos).
 
     Examples:
         >>> inceptune.export("runs/flowers", "onnx")
         {'format': 'onnx', 'path': 'runs/flowers/export/onnx/model.onnx', 'max_abs_diff': 2.3e-07, ...}
-        >>> inceptune.export("runs/flowers", "litert", quantize="int8")["path"]
-        'runs/flowers/export/litert-int8/model.tflite'
+        >>> inceptune.export("runs/flowers", "openvino", quantize="int8")["accuracy"]["drop"]
+        0.0
     """
     if fmt not in FILES:
         raise UserError(f"Unknown format '{fmt}'; expected one of {', '.join(FILES)}.")
     check_quantize(fmt, quantize)
+    if not 0 <= max_accuracy_drop < 1:
+        raise UserError(f"--max-accuracy-drop is a fraction between 0 and 1 (0.005 is half a point), got "
+                        f"{max_accuracy_drop}.")
     folder = RunFolder.open(run)
     image_size = folder.image_size
+    accuracy_checked = quantize == "int8" and fmt != "litert"
+    held = held_out(folder) if accuracy_checked else None
+    if accuracy_checked and held is None:
+        raise UserError(f"The photos of {run}'s test and val splits are not on this machine, so the accuracy of an "
+                        "int8 export cannot be checked; export FP32 or fp16 instead.")
     model = folder.load_model()
     digest = file_fingerprint(folder.model_path)
     reuse = _checked_fp32(folder, fmt, digest) if quantize and fmt != "litert" else None
+    via_onnx = _checked_fp32(folder, "onnx", digest) if fmt == "openvino" and reuse is None else None
     name = fmt if quantize is None else f"{fmt}-{quantize}"
     target = Path(out) if out else folder.path / "export" / name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     artefact = target / FILES[fmt]
-    calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
-    start = time.perf_counter()
+    if accuracy_checked:
+        calibration = lambda: _run_images(folder, image_size, ("train",), INT8_CALIBRATION_IMAGES)  # noqa: E731
+    else:
+        calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
+    start, accuracy = time.perf_counter(), None
     try:
         fp32 = reuse or (artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt])
         if reuse is None:  # convert; a quantized variant starts from the run's checked FP32 export when there is one
             fp32.parent.mkdir(exist_ok=True)
-            serving = serving_model(model, image_size)
-            serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
-            options = litert_options(quantize, calibration) if fmt == "litert" else {}
-            with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object, which NumPy 2 warns about
-                warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
-                serving.export(str(fp32), format=KERAS_FORMAT[fmt], verbose=False, **options)
-        if fp32 != artefact:
+            if via_onnx is not None:  # OpenVINO reads the run's checked ONNX file: quick, and little memory
+                import openvino as ov
+
+                ov.save_model(ov.convert_model(str(via_onnx)), str(fp32), compress_to_fp16=False)
+            else:
+                _keras_export(serving_model(model, image_size), fmt, fp32, image_size,
+                              litert_options(quantize, calibration) if fmt == "litert" else {})
+        if fp32 != artefact and accuracy_checked:
+            accuracy = quantize_int8(fmt, fp32, artefact, calibration(), held, max_accuracy_drop)
+        elif fp32 != artefact:
             quantize_file(fmt, quantize, fp32, artefact, calibration)
-            if reuse is None:
-                shutil.rmtree(fp32.parent)
+        if fp32 != artefact and reuse is None:
+            shutil.rmtree(fp32.parent)
     except ImportError as exc:
         shutil.rmtree(target)
         raise UserError(f"Exporting to {fmt} needs {exc.name or 'an extra package'}: "
@@ -132,6 +154,12 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         shutil.rmtree(target, ignore_errors=True)
         raise
     seconds = time.perf_counter() - start
+    if accuracy is not None and not accuracy["passed"]:
+        shutil.rmtree(target)
+        raise UserError(f"The {name} export loses {accuracy['drop']:.2%} {accuracy['metric']} on "
+                        f"{accuracy['images']} held-out photos ({accuracy['fp32']:.2%} -> {accuracy['quantized']:.2%}; "
+                        f"at most {max_accuracy_drop:.2%} allowed), even with NNCF's accuracy control, so it was not "
+                        "kept.")
     pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
     multilabel = folder.task == "multilabel"
     expected, expected_ood = split_outputs(model.predict(pixels, verbose=0))
@@ -143,27 +171,42 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     if ood_diff is not None and quantize is None:  # an FP32 export answers the OOD score exactly too
         diff = max(diff, ood_diff)
     same = got.argmax(axis=1) == expected.argmax(axis=1)
-    tolerance = TOLERANCES[quantize]
-    clear = decisive(expected, tolerance)
+    tolerance = None if accuracy_checked else TOLERANCES[quantize]
+    clear = decisive(expected, tolerance if tolerance is not None else TOLERANCES[quantize])
     agree, clear_agree = float(same.mean()), float(same[clear].mean()) if clear.any() else 1.0
     report = {"format": fmt, "quantize": quantize, "path": str(artefact), "image_size": image_size,
               "bytes": sum(f.stat().st_size for f in target.rglob("*") if f.is_file()),
               "images_checked": len(pixels), "max_abs_diff": diff, "tolerance": tolerance,
               "ood_max_abs_diff": ood_diff,  # within the tolerance for FP32; recorded, not checked, when quantized
               "top1_agreement": agree, "decisive_images": int(clear.sum()), "decisive_top1_agreement": clear_agree,
+              "accuracy": accuracy,  # an int8 ONNX/OpenVINO export's check on the held-out photos; None otherwise
               "seconds": round(seconds, 1), "model_sha256": digest,
-              **({"quantized_from": str(reuse)} if reuse else {})}
-    if diff > tolerance or clear_agree < 1.0:
+              **({"quantized_from": str(reuse)} if reuse else {}),
+              **({"converted_from": str(via_onnx)} if via_onnx else {})}
+    if tolerance is not None and (diff > tolerance or clear_agree < 1.0):
         shutil.rmtree(target)
         raise UserError(f"The {name} export differs from Keras (max probability difference {diff:.2e} against "
                         f"{tolerance:g} allowed, top-1 agreement {clear_agree:.0%} on the {int(clear.sum())} images "
                         "Keras calls clearly), so it was not kept.")
     atomic_write_json(target / "labels.json", folder.read_json("labels.json"))
     atomic_write_json(target / "export.json", report)
-    console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): parity on {len(pixels)} "
-                 f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
-                 f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
+    if accuracy is not None:
+        console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): {accuracy['metric']} on "
+                     f"{accuracy['images']} held-out photos {accuracy['fp32']:.2%} (FP32) -> "
+                     f"{accuracy['quantized']:.2%} (int8), a drop of {accuracy['drop']:.2%} (at most "
+                     f"{max_accuracy_drop:.2%}; {accuracy['method']}).")
+    else:
+        console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): parity on {len(pixels)} "
+                     f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
+                     f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
     return report
+
+
+def _keras_export(serving: keras.Model, fmt: str, path: Path, image_size: int, options: dict) -> None:
+    serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
+    with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object, which NumPy 2 warns about
+        warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
+        serving.export(str(path), format=KERAS_FORMAT[fmt], verbose=False, **options)
 
 
 def _checked_fp32(folder: RunFolder, fmt: str, digest: str) -> Path | None:

@@ -30,7 +30,8 @@ from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
 from inceptune.inference.gradcam import GradCam
 from inceptune.inference.inputs import expand_inputs
 from inceptune.inference.ranking import answer, run_batches
-from inceptune.inference.runtimes import DEFAULT_RUNTIME, find_runtime
+from inceptune.inference.fastest import find_runtime
+from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.inference.tta import with_tta
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
@@ -49,8 +50,8 @@ class TrainedModel:
 
     Args:
         run: a run folder written by `train`.
-        runtime: auto (the fastest FP32 export present, else Keras), keras, onnx, openvino, or a
-            quantized export such as onnx-int8.
+        runtime: auto (the fastest checked export on this machine, timed the first time; int8 only when its
+            accuracy check passed; else Keras), keras, onnx, openvino, or an export such as onnx-int8.
         unsafe: load a model that carries Python code (a Lambda layer); only for trusted files.
     """
 

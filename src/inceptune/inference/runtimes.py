@@ -2,7 +2,8 @@
 array, or a list when the model also answers its OOD score: models/ood.py).
 
 Callers turn outputs into class probabilities (`models.classifier.class_probabilities`).
-Exports live in RUN/export/<format>[-<quantize>]/ (deploy/export.py writes them).
+Exports live in RUN/export/<format>[-<quantize>]/ (deploy/export.py writes them); which one answers
+is chosen in inference/fastest.py.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import numpy as np
 
 from inceptune.errors import UserError
 
-DEFAULT_RUNTIME = "auto"  # the fastest FP32 export present whose runtime is installed, else Keras
+MAX_ACCURACY_DROP = 0.005  # an int8 export loses at most this (absolute) on the held-out photos, or is not kept
+DEFAULT_RUNTIME = "auto"  # the fastest checked export on this machine, by timing (inference/fastest.py), else Keras
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
-AUTO_ORDER = ("openvino", "onnx")  # fastest first on CPUs (see BENCHMARKS.md); auto never picks a quantized one
 FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 
 
@@ -78,30 +79,3 @@ def _litert_interpreter(artefact: Path):
             warnings.simplefilter("ignore")
             return tf.lite.Interpreter(model_path=str(artefact))
     return Interpreter(model_path=str(artefact))
-
-
-def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]] | None:
-    """(name, infer) for `runtime` from RUN/export/, or None when Keras itself answers.
-
-    `auto` takes the fastest export present whose runtime is installed, else Keras.
-    """
-    if runtime == "keras":
-        return None
-    fmt, _, quantize = runtime.partition("-")
-    if runtime != "auto" and (fmt not in EXPORTED or quantize not in ("", "fp16", "int8")):
-        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)} (or a quantized export such as onnx-int8), "
-                        f"got {runtime}.")
-    for name in (AUTO_ORDER if runtime == "auto" else (runtime,)):
-        fmt = name.partition("-")[0]
-        artefact = Path(run_path) / "export" / name / FILES[fmt]
-        if not artefact.exists():
-            if runtime != "auto":
-                how = f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")
-                raise UserError(f"{run_path} has no {name} export; run `inceptune export {run_path} {how}` first.")
-            continue
-        try:
-            return name, load_runtime(fmt, artefact)
-        except ImportError:
-            if runtime != "auto":
-                raise UserError(f"--runtime {name} needs its package: pip install 'inceptune[{fmt}]'.") from None
-    return None

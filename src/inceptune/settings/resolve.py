@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import os
 from pathlib import Path
 
 from inceptune import console
@@ -44,9 +45,10 @@ from inceptune.training.policies import resolve_policy
 COMMANDS: dict[str, dict] = {
     "train": {"groups": ("data", "recipe", "scratch", "run", "study"), "unused": ()},
     "cv": {"groups": ("data", "recipe", "run", "cv", "study"),
-           "unused": ("test_split", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard", "ood")},
+           "unused": ("test_split", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard", "ood",
+                      "export")},
     "tune": {"groups": ("data", "recipe", "run", "study"),
-             "unused": ("search", "refit", "calibrate", "ood", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard",
+             "unused": ("search", "refit", "calibrate", "ood", "export", "from_model", "unsafe", "resume", "track", "tracking_uri", "tensorboard",
                         "augment", "aug", "aug_views", "fine_tune_epochs", "fine_tune_lr", "unfreeze_from",
                         "unfreeze_top", "unfreeze_every", "block_lr_decay", "train_batchnorm", "fine_tune_augment",
                         "patience", "schedule", "warmup_epochs")},
@@ -55,7 +57,7 @@ COMMANDS: dict[str, dict] = {
                            "from_model", "unsafe", "epochs", "learning_rate", "schedule", "warmup_epochs", "augment",
                            "aug", "aug_views", "class_weight", "fine_tune_epochs", "fine_tune_lr", "unfreeze_every",
                            "block_lr_decay", "train_batchnorm", "fine_tune_augment", "patience", "out", "overwrite",
-                           "resume", "tensorboard", "track", "tracking_uri", "precision", "distribute")},
+                           "resume", "tensorboard", "track", "tracking_uri", "precision", "distribute", "export")},
 }
 # audit reads the data settings and what its one backbone pass needs: the weights, the size, the cache.
 COMMANDS["audit"] = {"groups": ("data", "recipe", "run"), "unused": tuple(
@@ -80,7 +82,7 @@ def resolve(command: str, given: dict, config: str | None = None) -> Settings:
     for name in given:
         if name not in TABLE or TABLE[name][0] not in COMMANDS[command]["groups"]:
             raise _unknown(command, name)
-    from_file = read_config_file(config) if config is not None else {}
+    from_file = {**_from_environment(command), **(read_config_file(config) if config is not None else {})}
     if from_file.get("arch") and command != "train":
         raise SettingError(f"{config} is a run of --arch {from_file['arch']} (a network from scratch); "
                            f"{command.replace('_', '-')} works with the pretrained recipe.")
@@ -100,6 +102,16 @@ def resolve(command: str, given: dict, config: str | None = None) -> Settings:
     settings = _derived(settings, given, from_file)
     check_combination(command, settings)
     return settings
+
+
+def _from_environment(command: str) -> dict:
+    """Settings whose default an environment variable replaces (Spec.env), as text, like a config file's."""
+    found = {}
+    for name in command_settings(command):
+        spec = TABLE[name][1]
+        if spec.env and os.environ.get(spec.env):
+            found[name] = os.environ[spec.env]
+    return found
 
 
 def _unknown(command: str, name: str) -> SettingError:

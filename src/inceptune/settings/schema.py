@@ -42,6 +42,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 SEARCHES = ("quick", "full", "none")
 HEADS = ("dense", "linear")
 CALIBRATIONS = ("auto", "none")
+EXPORTS = ("auto", "none")
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -200,6 +201,11 @@ class RunOptions:
                                       "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG).", choices=DISTRIBUTES)
     unsafe: bool = setting(False, "Load a --from model that carries Python code (Lambda layers): only for files "
                                   "you trust.", **ONLY_PRETRAINED)
+    export: str = setting("auto", "auto: end by writing the fastest checked export for this machine (FP32 ONNX and "
+                                  "OpenVINO where installed, int8 where its held-out accuracy drops at most half a "
+                                  "point; timed here, remembered for --runtime auto); none: model.keras only. "
+                                  "$INCEPTUNE_EXPORT replaces the default.", choices=EXPORTS, env="INCEPTUNE_EXPORT",
+                          **ONLY_PRETRAINED)
 
 
 @dataclass(frozen=True)

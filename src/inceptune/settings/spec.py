@@ -39,6 +39,7 @@ class Spec:
     positional: bool = False  # a command-line argument (DATA), not a flag
     short: str | None = None
     recipes: tuple[str, ...] = (PRETRAINED, SCRATCH)  # which of train's recipes use it
+    env: str | None = None  # an environment variable that, when set, replaces the default (a file or flag wins)
 
     def cli_flag(self, name: str) -> str:
         """How the command line spells it: --flag, or NAME for an argument."""

@@ -3,6 +3,7 @@
     settings (checked) -> load_training_data -> extract_and_group (one backbone pass per image and view; near-duplicates kept in one split)
           -> fit_two_phases: train_head (phase 1), fine_tune (phase 2)
           -> the held-out split's metrics, plots and report -> RunFolder.write_finished
+          -> export_fastest (--export auto): the fastest checked ONNX/OpenVINO export for this machine
 
 With `arch` set, `train` runs the from-scratch recipe instead (training/scratch.py).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
+from inceptune.deploy.auto_export import export_fastest
 from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.extract import ExtractionStats
@@ -115,6 +117,8 @@ class Trainer:
                                                                      ood))
         checkpoint.clear()
         say_results(run.path, metrics)
+        if s.run.export == "auto":
+            export_fastest(run.path)
         if s.run.track:
             from inceptune.tracking import log_run
 

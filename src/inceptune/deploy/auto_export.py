@@ -1,0 +1,59 @@
+"""What `train` ends with (`--export auto`): the fastest checked export of the run on this machine.
+
+    FP32 ONNX, then FP32 OpenVINO (converted from that ONNX file), each parity-checked against Keras
+    -> their int8 variants, each kept only when its accuracy on the held-out photos holds (deploy/accuracy.py)
+    -> every kept export timed here (inference/fastest.py); the fastest, and the fastest FP32 one (exact, for
+       whoever wants it), stay in RUN/export/; the others are removed
+    -> RUN/export/auto.json remembers the choice for this machine, so `predict`, `serve` and
+       `inceptune.load(..., runtime="auto")` start on it without timing again
+
+A runtime that is not installed is skipped with a message; an export that
+fails its check is not kept and says why. None of this can undo the run:
+the model and its reports are written before it starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from inceptune import console
+from inceptune.deploy.export import export
+from inceptune.errors import UserError
+from inceptune.inference.fastest import FORMATS, candidates, remember, time_exports
+
+
+def export_fastest(run: str | Path) -> dict:
+    """Write the run's exports as above; returns {"chosen": name or None, "kept": [...], "seconds_per_image": {...}}."""
+    run = Path(run)
+    console.info("Exporting for speed (--export none skips this): FP32 first, then int8 where accuracy holds.")
+    made = []
+    for fmt in FORMATS:  # onnx first: OpenVINO converts from its checked file
+        if _made(run, fmt, None):
+            made.append(fmt)
+    for fmt in list(made):
+        _made(run, fmt, "int8")
+    found = candidates(run)
+    if not found:
+        return {"chosen": None, "kept": [], "seconds_per_image": {}}
+    timings, best = time_exports(run, found)
+    if best is None:
+        return {"chosen": None, "kept": [], "seconds_per_image": timings}
+    exact = [name for name in timings if found[name].get("quantize") is None]
+    keep = {best[0], *([min(exact, key=timings.get)] if exact else [])}
+    for name in set(found) - keep:
+        shutil.rmtree(run / "export" / name, ignore_errors=True)
+    remember(run, {name: found[name] for name in keep}, best[0], timings)
+    console.info(f"Runtime auto on this machine: {best[0]} ({1 / timings[best[0]]:.1f} img/s); kept "
+                 f"{', '.join(sorted(keep))} in {run / 'export'}.")
+    return {"chosen": best[0], "kept": sorted(keep), "seconds_per_image": timings}
+
+
+def _made(run: Path, fmt: str, quantize: str | None) -> bool:
+    name = fmt if quantize is None else f"{fmt}-{quantize}"
+    try:
+        export(str(run), fmt, quantize=quantize)
+    except UserError as exc:
+        console.warn(f"no {name} export: {exc}")
+        return False
+    return True
