@@ -223,7 +223,7 @@ def _checked_fp32(folder: RunFolder, fmt: str, digest: str) -> Path | None:
 def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:
     """Up to `count` real images of the run, from `splits` in that order, resized as predict does."""
     records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
-    records = sorted(records, key=lambda r: splits.index(r.split) if r.split in splits else len(splits))
+    records = sorted((r for r in records if r.split in splits), key=lambda r: splits.index(r.split))
     images = []
     for r in records:
         try:

@@ -1,0 +1,80 @@
+"""Which exports `--runtime auto` may choose, the int8 accuracy record, and settings from the environment."""
+
+import json
+
+import numpy as np
+import pytest
+
+from inceptune.deploy.accuracy import HeldOut, accuracy_check
+from inceptune.inference.fastest import _key, candidates, machine
+from inceptune.models.weights import file_fingerprint
+from inceptune.settings import resolve
+from inceptune.settings.spec import SettingError
+
+
+def _export(run, name, **report):
+    folder = run / "export" / name
+    folder.mkdir(parents=True)
+    fmt = report.setdefault("format", name.partition("-")[0])
+    (folder / {"onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}[fmt]).write_bytes(b"x")
+    report.setdefault("quantize", None)
+    report.setdefault("model_sha256", file_fingerprint(run / "model.keras"))
+    (folder / "export.json").write_text(json.dumps({"image_size": 75, **report}))
+
+
+def test_auto_chooses_among_checked_exports_of_this_very_model(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"the model")
+    _export(run, "onnx")
+    _export(run, "openvino")
+    _export(run, "openvino-int8", quantize="int8", accuracy={"passed": True, "drop": 0.0})
+    _export(run, "onnx-int8", quantize="int8", accuracy={"passed": False, "drop": 0.02})  # lost accuracy
+    _export(run, "onnx-fp16", quantize="fp16")  # no accuracy check: never auto's
+    _export(run, "litert")  # for phones
+    _export(run, "old", format="onnx", model_sha256="sha256-of-an-older-model")  # stale: model.keras changed
+    assert sorted(candidates(run)) == ["onnx", "openvino", "openvino-int8"]
+    (run / "model.keras").write_bytes(b"retrained")
+    assert candidates(run) == {}  # every export is of the old model now
+
+
+def test_a_remembered_choice_is_per_machine_and_per_set_of_exports():
+    here = machine()
+    assert here["cores"] >= 1 and here["cpu"]
+    exports = {"onnx": {"model_sha256": "a", "bytes": 1}, "openvino": {"model_sha256": "a", "bytes": 2}}
+    assert _key(here, exports) == _key(dict(here), dict(exports))
+    assert _key({**here, "cpu": "another CPU"}, exports) != _key(here, exports)
+    assert _key(here, {"onnx": exports["onnx"]}) != _key(here, exports)
+
+
+def test_the_accuracy_record_of_a_quantized_export():
+    truth = np.array([0, 1, 2, 1])
+    held = HeldOut("test", np.zeros((4, 2, 2, 3), "float32"), truth, multilabel=False)
+    right = np.eye(3)[truth]
+    one_wrong = right.copy()
+    one_wrong[3] = [0.6, 0.4, 0.0]
+    assert held.score(right) == 1.0 and held.score([one_wrong, np.zeros(4)]) == 0.75  # an OOD output is ignored
+    check = accuracy_check(held, 1.0, 0.75, 0.005, "post-training", 30)
+    assert not check["passed"] and check["drop"] == 0.25 and check["images"] == 4 and check["metric"] == "accuracy"
+    assert accuracy_check(held, 0.75, 0.75, 0.005, "post-training", 30)["passed"]
+    assert accuracy_check(held, 0.75, 1.0, 0.0, "post-training", 30)["passed"]  # better than FP32 passes
+
+    labels = np.array([[1, 0], [0, 1], [1, 1]])
+    multi = HeldOut("val", np.zeros((3, 2, 2, 3), "float32"), labels, multilabel=True, thresholds=np.array([0.5, 0.3]))
+    assert multi.metric == "macro_f1"
+    assert multi.score(np.array([[0.9, 0.1], [0.2, 0.35], [0.7, 0.4]])) == 1.0  # 0.35 and 0.4 pass label 2's 0.3
+    assert multi.score(np.array([[0.9, 0.1], [0.2, 0.25], [0.7, 0.4]])) < 1.0
+
+
+def test_an_environment_variable_replaces_the_export_default_but_not_a_given_value(monkeypatch, tmp_path):
+    monkeypatch.delenv("INCEPTUNE_EXPORT", raising=False)
+    assert resolve("train", {"data": str(tmp_path)}).run.export == "auto"
+    monkeypatch.setenv("INCEPTUNE_EXPORT", "none")
+    assert resolve("train", {"data": str(tmp_path)}).run.export == "none"
+    assert resolve("train", {"data": str(tmp_path), "export": "auto"}).run.export == "auto"
+    resolve("cv", {"data": str(tmp_path)})  # cv does not export: the variable does not concern it
+    with pytest.raises(SettingError, match="not used by cv"):
+        resolve("cv", {"data": str(tmp_path), "export": "none"})
+    monkeypatch.setenv("INCEPTUNE_EXPORT", "sometimes")
+    with pytest.raises(SettingError, match="--export"):
+        resolve("train", {"data": str(tmp_path)})
