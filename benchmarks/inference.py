@@ -1,23 +1,30 @@
-"""End-to-end inference from a folder of JPEGs: the reference recipe against each inceptune runtime.
+"""End-to-end inference from a folder of JPEGs as users have them: the reference recipe against inceptune's runtimes.
 
-The reference is what the seeds do: `keras.utils.load_img` (PIL) each file
-at 299x299, `img_to_array`, `preprocess_input`, `model.predict` on batches,
-with the seeds' model (frozen InceptionV3 + GAP + Dense(1024) + softmax).
-inceptune runs the same JPEGs through `inceptune.predict`'s own path
-(parallel decoding that overlaps with inference, then the runtime) for each
-runtime: keras, onnx, openvino, and auto (what `inceptune predict` uses).
-Both sides load their model and run one warm-up batch before the clock
-starts; the clock covers reading, decoding, resizing and inference of every
-image. Also printed: each figure as a fraction of the machine's FP32 peak
-(cores x nominal clock x FMA width) and of a measured SGEMM ceiling (see
-machine.py), at 11.46 GFLOP per 299x299 image.
+The photos are the data folder's own files at their natural sizes (flowers5:
+240 to 500 pixels a side), never pre-resized, so both sides decode and
+resize every one. The reference is what the seeds do: `keras.utils.load_img`
+(PIL) each file at 299x299, `img_to_array`, `preprocess_input`,
+`model.predict` on batches, with the seeds' model (frozen InceptionV3 + GAP +
+Dense(1024) + softmax). inceptune's run is made by a plain `train` of the
+whole data folder (its default `--export auto`: no manual export), and the
+same JPEGs go through `inceptune.predict`'s own path (parallel decoding that
+overlaps with inference, then the runtime) for keras, each export `train`
+kept, and auto (what `inceptune predict` uses). Both sides load their model
+and run one warm-up batch before the clock starts; the clock covers reading,
+decoding, resizing and inference of every image. Also printed: the int8
+export's accuracy against FP32 on the run's held-out photos, each figure as
+a fraction of the machine's FP32 peak (cores x nominal clock x FMA width)
+and of a measured SGEMM ceiling (see machine.py), at 11.46 GFLOP per
+299x299 image.
 
     python benchmarks/inference.py --data ../shared/datasets/flowers5 \
-        --weights ../shared/weights/inception_v3_imagenet2015_partial_notop.weights.h5 --images 192
+        --weights ../shared/weights/inception_v3_imagenet2015_partial_notop.weights.h5 --images 192 \
+        [--run RUN (reuse a run made by an earlier call)] [--cache DIR]
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -34,37 +41,23 @@ import common
 from machine import INCEPTION_V3_GFLOP, describe, fp32_peak  # noqa: E402
 
 SIZE = 299
-RUNTIMES = ("keras", "onnx", "openvino", "auto")
 
 
-def jpeg_folder(src: Path, dst: Path, count: int) -> list[Path]:
-    """`count` photos of src (round robin over its class folders) saved as 299x299 JPEGs under dst/class/."""
+def photos(src: Path, count: int) -> list[Path]:
+    """`count` of src's own photo files, round robin over its class folders, untouched."""
     classes = sorted(p for p in src.iterdir() if p.is_dir())
     files = {c: sorted(f for f in c.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png")) for c in classes}
-    written = []
+    chosen = []
     for i in range(max(map(len, files.values()))):
-        for c in classes:
-            if len(written) < count and i < len(files[c]):
-                target = dst / c.name / f"{files[c][i].stem}.jpg"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                Image.open(files[c][i]).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR).save(target, quality=90)
-                written.append(target)
-    return written
+        chosen += [files[c][i] for c in classes if i < len(files[c])]
+    return chosen[:count]
 
 
-def make_run(photos: Path, weights: str, tmp: Path) -> Path:
-    """A small run at 299x299 with ONNX and OpenVINO exports (its accuracy does not matter here)."""
-    small = tmp / "train-subset"
-    for c in sorted(p for p in photos.iterdir() if p.is_dir()):
-        (small / c.name).mkdir(parents=True)
-        for f in sorted(c.iterdir())[:6]:
-            (small / c.name / f.name).symlink_to(f)
-    run = tmp / "run"
-    inceptune.train(str(small), out=str(run), weights=weights, image_size=SIZE, epochs=2, fine_tune_epochs=0,
-                    test_split=0.0, cache_dir=str(tmp / "cache"))
-    for fmt in ("onnx", "openvino"):
-        inceptune.export(str(run), fmt)
-    return run
+def make_run(data: Path, weights: str, out: Path, cache: str | None) -> Path:
+    """A plain `train` of the whole data folder: its defaults, --export auto included."""
+    inceptune.train(str(data), out=str(out), weights=weights, export="auto",
+                    **({"cache_dir": cache} if cache else {}))
+    return out
 
 
 def reference(paths: list[Path], weights: str, classes: int, batch_size: int) -> float:
@@ -95,16 +88,19 @@ def ours(run: Path, paths: list[Path], runtime: str, batch_size: int) -> tuple[f
     return len(paths) / (time.perf_counter() - start), model.runtime
 
 
-def benchmark(data: Path, weights: str, images: int, batch_size: int = 32) -> dict:
+def benchmark(data: Path, weights: str, images: int, batch_size: int = 32, run: Path | None = None,
+              cache: str | None = None) -> dict:
     peak = fp32_peak()
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        paths = jpeg_folder(data, tmp / "photos", images)
-        run = make_run(tmp / "photos", weights, tmp)
+        paths = photos(data, images)
+        if run is None or not (run / "model.keras").is_file():
+            run = make_run(data, weights, run or Path(tmp) / "run", cache)
+        exports = {p.name: json.loads((p / "export.json").read_text())
+                   for p in sorted((run / "export").iterdir()) if (p / "export.json").is_file()}
         inceptune.console.set_quiet(True)
         rows = {"reference": {"images_per_s": reference(paths, weights, len(list(data.iterdir())), batch_size),
                               "runtime": "keras (seeds' loop)"}}
-        for runtime in RUNTIMES:
+        for runtime in ("keras", *exports, "auto"):
             speed, used = ours(run, paths, runtime, batch_size)
             rows[f"inceptune {runtime}"] = {"images_per_s": speed, "runtime": used}
         inceptune.console.set_quiet(False)
@@ -113,8 +109,11 @@ def benchmark(data: Path, weights: str, images: int, batch_size: int = 32) -> di
         row["fraction_of_fp32_peak"] = round(row["images_per_s"] * INCEPTION_V3_GFLOP / peak["gflops"], 3)
         row["fraction_of_sgemm"] = round(row["images_per_s"] * INCEPTION_V3_GFLOP / peak["sgemm_gflops"], 3)
         row["images_per_s"] = round(row["images_per_s"], 2)
-    return {"images": images, "batch_size": batch_size, "image_size": SIZE, "fp32_peak": peak, "rows": rows,
-            "ratio_auto": rows["inceptune auto"]["ratio"]}
+    sizes = [Image.open(p).size for p in paths]
+    return {"images": len(paths), "batch_size": batch_size, "image_size": SIZE, "fp32_peak": peak, "rows": rows,
+            "photo_sides": [min(min(s) for s in sizes), max(max(s) for s in sizes)],
+            "ratio_auto": rows["inceptune auto"]["ratio"], "auto": rows["inceptune auto"]["runtime"],
+            "accuracy_checks": {name: r["accuracy"] for name, r in exports.items() if r.get("accuracy")}}
 
 
 def print_table(result: dict) -> None:
@@ -126,15 +125,23 @@ def print_table(result: dict) -> None:
     for name, row in result["rows"].items():
         print(f"{name:22}{row['runtime']:>22}{row['images_per_s']:>9.2f}{row['ratio']:>7.2f}x"
               f"{100 * row['fraction_of_fp32_peak']:>8.1f}%{100 * row['fraction_of_sgemm']:>9.1f}%")
-    print(f"inceptune predict --runtime auto / reference: {result['ratio_auto']:.2f}x")
+    for name, check in result["accuracy_checks"].items():
+        print(f"{name}: {check['metric']} on {check['images']} held-out photos ({check['split']} split) "
+              f"{check['fp32']:.4f} FP32 -> {check['quantized']:.4f}, drop {100 * check['drop']:.2f} points "
+              f"(at most {100 * check['max_drop']:.2f}; {check['method']})")
+    print(f"photos at natural sizes, {result['photo_sides'][0]} to {result['photo_sides'][1]} px a side")
+    print(f"inceptune predict --runtime auto ({result['auto']}) / reference: {result['ratio_auto']:.2f}x")
 
 
 def main() -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--run", type=Path, help="the run to time: made here by a plain train when it does not exist")
+    parser.add_argument("--cache", help="feature cache of that train (default: inceptune's)")
     args = parser.parse_args()
-    result = {"machine": describe(), **benchmark(args.data, args.weights, args.images, args.batch_size)}
+    result = {"machine": describe(), **benchmark(args.data, args.weights, args.images, args.batch_size, args.run,
+                                                 args.cache)}
     print_table(result)
     common.save(result, args.json)
 
