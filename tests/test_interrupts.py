@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import make_color_dataset, one_sentence_error, run_cli
+from inceptune.features.cache import FeatureCache
 from inceptune.hooks import SIGNAL_ENV
 
 ARGS = ["--search", "none", "--no-refit", "--weights", "none", "--image-size", "75", "--batch-size", "4",
@@ -43,7 +44,7 @@ POINTS = {
     "SIGKILL in extraction": ("feature_cached:5:KILL", [], False),
     "SIGKILL writing the run folder": ("run_file_written:1:KILL", [], False),
 }
-RERUN = ("Ctrl-C in extraction", "SIGKILL writing the run folder")
+RERUN = ("Ctrl-C in extraction", "SIGKILL in extraction", "SIGKILL writing the run folder")
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,13 @@ def _stopped_run(args: list[str], env: dict, sigint_ignored: bool) -> subprocess
 def _nothing_corrupt(run: Path, cache: Path) -> None:
     import keras
 
-    entries = list(cache.rglob("*.npy"))
-    assert len(entries) >= 5 and all(np.load(e).size > 0 for e in entries)  # each entry whole, or absent
+    images = 0
+    for space in cache.glob("*/space.json"):  # every indexed entry reads back whole (length and checksum)
+        store = FeatureCache(cache, json.loads(space.read_text()))
+        rows = store._db.execute("SELECT kind, sha256 FROM entries").fetchall()
+        assert rows and all(store.get(kind, sha) is not None for kind, sha in rows)
+        images += len({sha for _, sha in rows})
+    assert images >= 5
     assert not list(cache.rglob(".*tmp*")) and not list(run.glob(".*tmp*"))
     for path in run.glob("*.json"):
         json.loads(path.read_text())
@@ -98,6 +104,7 @@ def test_a_run_stopped_at_any_point_keeps_finished_work_and_a_rerun_finishes(col
         features = json.loads((run / "metrics.json").read_text())["phase1"]["features"]
         expected = 5 if "extraction" in point else 20
         assert features["from_cache"] == expected and features["computed"] == 20 - expected
+        assert f"Features: 20 images, {expected} from cache, {20 - expected} computed" in " ".join(again.stderr.split())
 
 
 # Gradual unfreezing with per-block rates on images augmented on the fly: the resumed stage, weights,

@@ -90,7 +90,60 @@ def test_cache_round_trip_and_damaged_entries(tmp_path):
     cache = FeatureCache(tmp_path, {"weights": "a", "image_size": 75})
     cache.put("avg-pool", "ab" * 32, np.arange(4, dtype="float32"))
     np.testing.assert_array_equal(cache.get("avg-pool", "ab" * 32), np.arange(4))
+    assert cache.get("avg-pool", "ab" * 32).dtype == np.float32
     assert FeatureCache(tmp_path, {"weights": "b", "image_size": 75}).get("avg-pool", "ab" * 32) is None
-    cache.path("avg-pool", "ab" * 32).write_bytes(b"\x93NUMPY garbage")
-    assert cache.get("avg-pool", "ab" * 32) is None and not cache.has("avg-pool", "ab" * 32)
+    shard = next((cache.dir / "shards").rglob("*.bin"))
+    damaged = bytearray(shard.read_bytes())
+    damaged[0] ^= 0xFF
+    shard.write_bytes(bytes(damaged))
+    assert cache.get("avg-pool", "ab" * 32) is None and not cache.has("avg-pool", "ab" * 32)  # computed again
+    legacy = cache.legacy_path("max-pool", "cd" * 32)  # inceptune before 0.6: one .npy per entry
+    legacy.parent.mkdir(parents=True)
+    np.save(legacy, np.ones(3, "float32"))
+    assert cache.has("max-pool", "cd" * 32) and cache.missing(["max-pool"], ["cd" * 32, "ef" * 32]) == ["ef" * 32]
+    np.testing.assert_array_equal(cache.get("max-pool", "cd" * 32), np.ones(3))
     assert not list(tmp_path.rglob("*.tmp*"))  # atomic writes leave no temporaries
+
+
+def test_the_cache_packs_entries_into_few_files_in_float16(tmp_path):
+    rng = np.random.default_rng(0)
+    cache = FeatureCache(tmp_path, {"weights": "a", "image_size": 75})
+    values = {f"{i:064x}": rng.uniform(0, 8, (8, 8, 16)).astype("float32") for i in range(300)}
+    for sha, array in values.items():
+        cache.put("before-mixed9", sha, array)
+        cache.put("avg-pool", sha, array.mean(axis=(0, 1)))
+    cache.put("avg-pool", "ff" * 32, np.array([1e6, -3.0], "float32"))  # beyond float16's range: kept float32
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert len(files) <= 8  # space.json, the index (and its WAL), one shard per kind: not 601 files
+    shards = sum(f.stat().st_size for f in files if f.suffix == ".bin")
+    assert shards == 300 * (8 * 8 * 16 + 16) * 2 + 2 * 4  # two bytes a value
+    again = FeatureCache(tmp_path, {"weights": "a", "image_size": 75})  # another process, later
+    for sha, array in values.items():
+        np.testing.assert_allclose(again.get("before-mixed9", sha), array, rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(again.get("avg-pool", "ff" * 32), [1e6, -3.0])
+    assert again.missing(["avg-pool", "before-mixed9"], ["ff" * 32, next(iter(values))]) == ["ff" * 32]
+
+
+def test_cache_info_and_prune(tmp_path):
+    import os
+    import time
+
+    from inceptune.features.cache_admin import cache_info, prune_cache
+
+    old = FeatureCache(tmp_path, {"weights": "old", "image_size": 75})
+    old.put("avg-pool", "ab" * 32, np.ones(4, "float32"))
+    kept = FeatureCache(tmp_path, {"weights": "new", "image_size": 75})
+    kept.put("avg-pool", "ab" * 32, np.ones(4, "float32"))
+    kept.put("avg-pool", "ab" * 32, np.zeros(4, "float32"))  # written again: 8 bytes nothing points to
+    orphan = kept.dir / "shards" / "avg-pool" / "12345-dead-0000.bin"  # a killed writer's file, never indexed
+    orphan.write_bytes(b"x" * 100)
+    week_ago = time.time() - 7 * 86400
+    os.utime(old.dir / "space.json", (week_ago, week_ago))
+    os.utime(orphan, (week_ago, week_ago))
+    info = {s["key"]: s for s in cache_info(tmp_path)}
+    assert info[kept.dir.name]["entries"] == {"avg-pool": 1} and info[kept.dir.name]["images"] == 1
+    assert info[kept.dir.name]["unreferenced_bytes"] == 8 + 100
+    removed = prune_cache(tmp_path, older_than_days=3)
+    assert removed["spaces"] == [old.dir.name] and removed["files"] == 1 and not orphan.exists()
+    assert [s["key"] for s in cache_info(tmp_path)] == [kept.dir.name]
+    np.testing.assert_array_equal(kept.get("avg-pool", "ab" * 32), np.zeros(4))

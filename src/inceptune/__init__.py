@@ -36,6 +36,8 @@ _API = {
     "fit_features": "inceptune.features.classify",
     "similar": "inceptune.features.classify",
     "demo": "inceptune.demo",
+    "cache_info": "inceptune.features.cache_admin",
+    "prune_cache": "inceptune.features.cache_admin",
     "UserError": "inceptune.errors",
 }
 __all__ = sorted(_API)

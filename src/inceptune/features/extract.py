@@ -82,7 +82,7 @@ def extract_to_cache(
     start = time.perf_counter()
     kinds = list(dict.fromkeys(part for kind in kinds for part in parts_of(kind)))  # an avgmax source: both kinds
     unique = {r.sha256: r.path for r in records}
-    todo = [(h, p) for h, p in unique.items() if not all(cache.has(k, h) for k in kinds)]
+    todo = [(h, unique[h]) for h in cache.missing(kinds, list(unique))]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         extractor = build_extractor(backbone, kinds)
