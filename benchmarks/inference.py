@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 import inceptune
+from inceptune import console
 
 inceptune._import_tensorflow_quietly()
 import keras  # noqa: E402
@@ -97,13 +98,13 @@ def benchmark(data: Path, weights: str, images: int, batch_size: int = 32, run: 
             run = make_run(data, weights, run or Path(tmp) / "run", cache)
         exports = {p.name: json.loads((p / "export.json").read_text())
                    for p in sorted((run / "export").iterdir()) if (p / "export.json").is_file()}
-        inceptune.console.set_quiet(True)
+        console.set_quiet(True)
         rows = {"reference": {"images_per_s": reference(paths, weights, len(list(data.iterdir())), batch_size),
                               "runtime": "keras (seeds' loop)"}}
         for runtime in ("keras", *exports, "auto"):
             speed, used = ours(run, paths, runtime, batch_size)
             rows[f"inceptune {runtime}"] = {"images_per_s": speed, "runtime": used}
-        inceptune.console.set_quiet(False)
+        console.set_quiet(False)
     for row in rows.values():
         row["ratio"] = round(row["images_per_s"] / rows["reference"]["images_per_s"], 2)
         row["fraction_of_fp32_peak"] = round(row["images_per_s"] * INCEPTION_V3_GFLOP / peak["gflops"], 3)

@@ -17,6 +17,7 @@ from inceptune.features.extract import read_features
 
 
 IN_MEMORY_LIMIT = 1 << 30  # bytes of features below which a split is loaded whole
+PREFETCH = 2  # threads that read the next batches from the cache while the model trains on this one
 
 
 class _Batches(keras.utils.PyDataset):
@@ -51,7 +52,8 @@ class CachedFeatures(_Batches):
 
     def __init__(self, records: list[ImageRecord], labels: np.ndarray, cache: FeatureCache, kind: str,
                  batch_size: int, shuffle: bool = False, seed: int = 0):
-        super().__init__(records, labels, batch_size, shuffle, seed)
+        # read lazily, batches come from PREFETCH threads a few batches ahead (the cache reads with pread)
+        super().__init__(records, labels, batch_size, shuffle, seed, workers=PREFETCH, max_queue_size=8)
         self.cache, self.kind = cache, kind
         self._features: np.ndarray | None = None
 
@@ -68,6 +70,7 @@ class CachedFeatures(_Batches):
             first = read_features(self.records[:1], self.cache, self.kind)
             if first.nbytes * len(self.records) <= IN_MEMORY_LIMIT:
                 self._features = read_features(self.records, self.cache, self.kind)
+                self.workers = 1  # slicing an array needs no thread
         return self
 
     def features(self) -> np.ndarray:
