@@ -27,6 +27,7 @@ import pytest
 
 from conftest import make_color_dataset, one_sentence_error, run_cli
 from inceptune.features.cache import FeatureCache
+from inceptune.features.cache_admin import space_info
 from inceptune.hooks import SIGNAL_ENV
 
 ARGS = ["--search", "none", "--no-refit", "--weights", "none", "--image-size", "75", "--batch-size", "4",
@@ -69,6 +70,7 @@ def _nothing_corrupt(run: Path, cache: Path) -> None:
         store = FeatureCache(cache, json.loads(space.read_text()))
         rows = store._db.execute("SELECT kind, sha256 FROM entries").fetchall()
         assert rows and all(store.get(kind, sha) is not None for kind, sha in rows)
+        assert space_info(space.parent)["unreferenced_bytes"] == 0  # nothing written twice, no torn entry
         images += len({sha for _, sha in rows})
     assert images >= 5
     assert not list(cache.rglob(".*tmp*")) and not list(run.glob(".*tmp*"))

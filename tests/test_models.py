@@ -1,12 +1,13 @@
 """Weights resolution, the backbone's blocks and freezing, the feature cache."""
 
+import json
 import socket
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import SHARED_WEIGHTS
+from conftest import SHARED_WEIGHTS, run_cli
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.models.backbone import block_start, boundary_layer, build_backbone, freeze, top_of_backbone
@@ -147,3 +148,19 @@ def test_cache_info_and_prune(tmp_path):
     assert removed["spaces"] == [old.dir.name] and removed["files"] == 1 and not orphan.exists()
     assert [s["key"] for s in cache_info(tmp_path)] == [kept.dir.name]
     np.testing.assert_array_equal(kept.get("avg-pool", "ab" * 32), np.zeros(4))
+
+
+def test_cache_info_and_prune_on_the_command_line(tmp_path):
+    cache = FeatureCache(tmp_path, {"weights": "a", "image_size": 75})
+    cache.put("avg-pool", "ab" * 32, np.ones(4, "float32"))
+    cache.put("before-mixed9", "ab" * 32, np.ones((2, 2, 3), "float32"))
+    info = run_cli("cache", "info", "--cache-dir", str(tmp_path), "--json")
+    assert info.returncode == 0, info.stderr
+    (space,) = json.loads(info.stdout)
+    assert space["entries"] == {"avg-pool": 1, "before-mixed9": 1} and space["images"] == 1
+    assert space["space"] == {"weights": "a", "image_size": 75}
+    text = run_cli("cache", "info", "--cache-dir", str(tmp_path))
+    assert "1 images, 2 entries" in text.stdout and "before-mixed9: 1" in text.stdout
+    pruned = run_cli("cache", "prune", "--cache-dir", str(tmp_path), "--older-than", "0")
+    assert pruned.returncode == 0 and "Removed 1 space(s)" in pruned.stdout
+    assert "The feature cache is empty." in run_cli("cache", "info", "--cache-dir", str(tmp_path)).stdout

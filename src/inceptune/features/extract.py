@@ -95,7 +95,8 @@ def extract_to_cache(
                     outputs = extractor.predict_on_batch(images)
                     for row, index in enumerate(batch.positions):
                         for kind in kinds:
-                            # float32 whatever the compute precision (bfloat16 has no portable .npy form)
+                            if cache.has(kind, todo[index][0]):
+                                continue  # another kind was missing: this one stays as it is, not written twice
                             cache.put(kind, todo[index][0], np.asarray(outputs[kind][row], dtype=np.float32))
                         hooks.reached("feature_cached")
                     stats.computed += len(batch.positions)
