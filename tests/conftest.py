@@ -3,6 +3,7 @@ generated datasets, and one small trained run reused by several tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -174,6 +175,18 @@ def _small_run(data: Path, tmp_path_factory, name: str, **settings):
     # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
     return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
                            epochs=15, batch_size=16, search="none", refit=False, duplicate_similarity=1.0, **settings)
+
+
+def cached_entries(root: Path) -> dict[tuple[str, str], np.ndarray | None]:
+    """Every indexed entry of every feature space under `root`, read back through the cache (a torn or
+    damaged entry reads as None)."""
+    from inceptune.features.cache import FeatureCache
+
+    found = {}
+    for space in Path(root).glob("*/space.json"):
+        store = FeatureCache(root, json.loads(space.read_text()))
+        found.update({(kind, sha): store.get(kind, sha) for kind, sha in store.entries()})
+    return found
 
 
 def png_size(path: Path) -> tuple[int, int]:

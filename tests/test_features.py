@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import SHARED_WEIGHTS, SMALL_SIZE, copy_subset, one_sentence_error, requires_shared, run_cli
+from conftest import (SHARED_WEIGHTS, SMALL_SIZE, cached_entries, copy_subset, one_sentence_error, requires_shared,
+                      run_cli)
 from inceptune.features.files import read_features_file
 from inceptune.hooks import SIGNAL_ENV
 
@@ -61,7 +62,9 @@ def test_a_killed_extraction_resumes_with_only_the_missing_images(small_flowers,
     env = {**os.environ, "INCEPTUNE_CACHE": str(cache)}
     killed = subprocess.run(args, env={**env, SIGNAL_ENV: "feature_cached:20:KILL"}, capture_output=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL  # killed right after its 20th vector reached the cache
-    assert len(list(cache.rglob("*.npy"))) == 20 and not (tmp_path / "f.parquet").exists()
+    entries = cached_entries(cache)  # each whole (length and checksum), or not indexed at all
+    assert len(entries) == 20 and all(v is not None for v in entries.values())
+    assert not (tmp_path / "f.parquet").exists()
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "60 images, 20 from cache, 40 computed" in again.stderr

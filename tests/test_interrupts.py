@@ -22,11 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from conftest import make_color_dataset, one_sentence_error, run_cli
-from inceptune.features.cache import FeatureCache
+from conftest import cached_entries, make_color_dataset, one_sentence_error, run_cli
 from inceptune.features.cache_admin import space_info
 from inceptune.hooks import SIGNAL_ENV
 
@@ -65,14 +63,11 @@ def _stopped_run(args: list[str], env: dict, sigint_ignored: bool) -> subprocess
 def _nothing_corrupt(run: Path, cache: Path) -> None:
     import keras
 
-    images = 0
-    for space in cache.glob("*/space.json"):  # every indexed entry reads back whole (length and checksum)
-        store = FeatureCache(cache, json.loads(space.read_text()))
-        rows = store._db.execute("SELECT kind, sha256 FROM entries").fetchall()
-        assert rows and all(store.get(kind, sha) is not None for kind, sha in rows)
+    entries = cached_entries(cache)  # every indexed entry reads back whole (length and checksum)
+    assert all(value is not None and value.size > 0 for value in entries.values())
+    assert len({sha for _, sha in entries}) >= 5
+    for space in cache.glob("*/space.json"):
         assert space_info(space.parent)["unreferenced_bytes"] == 0  # nothing written twice, no torn entry
-        images += len({sha for _, sha in rows})
-    assert images >= 5
     assert not list(cache.rglob(".*tmp*")) and not list(run.glob(".*tmp*"))
     for path in run.glob("*.json"):
         json.loads(path.read_text())

@@ -107,6 +107,11 @@ class FeatureCache:
                        for kind in kinds}
         return [h for h in hashes if not all(h in present[k] or self.legacy_path(k, h).is_file() for k in kinds)]
 
+    def entries(self) -> list[tuple[str, str]]:
+        """(kind, sha256) of every indexed entry (pre-0.6 .npy entries not included)."""
+        with self._lock:
+            return [tuple(row) for row in self._db.execute("SELECT kind, sha256 FROM entries ORDER BY kind, sha256")]
+
     def get(self, kind: str, sha256: str) -> np.ndarray | None:
         with self._lock:
             row = self._db.execute("SELECT shard, offset, nbytes, dtype, shape, crc32 FROM entries WHERE kind=? AND "
