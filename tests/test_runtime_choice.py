@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import EXPORTS
 from inceptune.deploy.accuracy import HeldOut, accuracy_check
 from inceptune.inference.fastest import _key, candidates, machine
 from inceptune.models.weights import file_fingerprint
@@ -78,3 +79,33 @@ def test_an_environment_variable_replaces_the_export_default_but_not_a_given_val
     monkeypatch.setenv("INCEPTUNE_EXPORT", "sometimes")
     with pytest.raises(SettingError, match="--export"):
         resolve("train", {"data": str(tmp_path)})
+
+
+@EXPORTS
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_nncf_accuracy_control_gives_an_int8_model_within_the_drop(tmp_path, fmt):
+    """The fallback when plain int8 loses too much: NNCF's accuracy control on each backend (its ONNX backend
+    needs named inputs; this once failed there and kept nothing)."""
+    import keras
+
+    from inceptune.deploy.quantize import _accuracy_control
+    from inceptune.inference.runtimes import load_runtime
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), name="pixels")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    pixels = np.random.default_rng(0).uniform(0, 255, (48, 16, 16, 3)).astype("float32")
+    model(pixels[:1])  # exporters want a model that has run
+    fp32 = tmp_path / "model.onnx"
+    model.export(str(fp32), format="onnx", verbose=False)
+    if fmt == "openvino":
+        import openvino as ov
+
+        ov.save_model(ov.convert_model(str(fp32)), str(tmp_path / "model.xml"), compress_to_fp16=False)
+        fp32 = tmp_path / "model.xml"
+    held = HeldOut("test", pixels, load_runtime(fmt, fp32)(pixels).argmax(axis=1), multilabel=False)
+    assert held.score_with(load_runtime(fmt, fp32)) == 1.0  # the FP32 model is right on every photo
+    target = tmp_path / f"int8{fp32.suffix}"
+    _accuracy_control(fmt, fp32, target, pixels[:32], held, max_drop=0.0)
+    assert held.score_with(load_runtime(fmt, target)) == 1.0

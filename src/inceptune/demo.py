@@ -72,7 +72,9 @@ def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 15
                    epochs=30, fine_tune_epochs=3, overwrite=True)
     model = load(str(result.run))
     metrics = model.evaluate()
-    console.info(f"Test split: accuracy {metrics['accuracy']:.3f} on {metrics['images']} images.")
+    low, high = (metrics.get("ci95") or {}).get("accuracy", (float("nan"), float("nan")))
+    console.info(f"Test split: accuracy {metrics['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}) on "
+                 f"{metrics['images']} images.")
     samples = [str(data / shape / f"{shape}_000.jpg") for shape in SHAPES]
     for r in model.predict(samples, top=1):
         console.info(f"  {r['path']}: {r['top'][0]['label']} ({r['top'][0]['probability']:.2f})")

@@ -121,12 +121,15 @@ def _accuracy_control(fmt: str, fp32: Path, target: Path, images: np.ndarray, he
         import onnx
 
         model = onnx.load(str(fp32))
+        name = model.graph.input[0].name
+        feed = lambda x: {name: x}  # noqa: E731 - NNCF's ONNX backend runs named inputs
     else:
         import openvino as ov
 
         model = ov.Core().read_model(str(fp32))
+        feed = None
     quantized = nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(list(images[:, None])), nncf.Dataset(list(held.batches())), validate,
+        model, nncf.Dataset(list(images[:, None]), feed), nncf.Dataset(list(held.batches()), feed), validate,
         max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(images))
     if fmt == "onnx":
         onnx.save(quantized, str(target))
