@@ -7,7 +7,8 @@ import pytest
 
 from conftest import EXPORTS
 from inceptune.deploy.accuracy import HeldOut, accuracy_check
-from inceptune.inference.fastest import _key, candidates, machine
+from inceptune.inference.fastest import _key, candidates
+from inceptune.machine import machine
 from inceptune.models.weights import file_fingerprint
 from inceptune.settings import resolve
 from inceptune.settings.spec import SettingError

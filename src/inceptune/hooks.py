@@ -11,7 +11,8 @@ loaded. Two things can listen:
   exact point of a real run instead of racing a file count.
 
 Events: feature_cached, epoch_end, run_file_written, model_loaded, trial_finished (a search trial),
-runtimes_timed (`--runtime auto` timed a run's exports on this machine).
+runtimes_timed (`--runtime auto` timed a run's exports on this machine), extractor_converted (the feature
+extractor converted to OpenVINO), extraction_runtime_chosen (OpenVINO checked against Keras, and timed).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from inceptune.errors import UserError
 
 SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
 
-EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished", "runtimes_timed")
+EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished", "runtimes_timed",
+          "extractor_converted", "extraction_runtime_chosen")
 
 _listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 _counts: Counter = Counter()

@@ -19,9 +19,11 @@ from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
+from inceptune.features.runtime import ExtractorRunner
 from inceptune.features.sources import POOLED, parts_of, pooled_kind  # noqa: F401 (pooled_kind: used from here)
 from inceptune.models.backbone import boundary_layer
 from inceptune.models.classifier import inception_scale
+from inceptune.settings.schema import DEFAULTS
 
 POOLINGS = ("avg", "max")  # what one stored kind pools with (avgmax sources read both)
 
@@ -37,11 +39,12 @@ class ExtractionStats:
     from_cache: int = 0
     computed: int = 0
     seconds: float = 0.0
+    runtime: str | None = None  # what ran the backbone at the end (features/runtime.py); None when nothing ran
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"images": self.images, "from_cache": self.from_cache, "computed": self.computed,
-                "seconds": round(self.seconds, 3), "failed": [list(f) for f in self.failed]}
+                "seconds": round(self.seconds, 3), "runtime": self.runtime, "failed": [list(f) for f in self.failed]}
 
 
 def build_extractor(backbone: keras.Model, kinds: list[str]) -> keras.Model:
@@ -71,13 +74,15 @@ def extract_to_cache(
     skip_unreadable: bool = False,
     augment: keras.Model | None = None,
     description: str = "Extracting features",
+    runtime: str = DEFAULTS["extract_runtime"],
 ) -> ExtractionStats:
     """Make sure every record has every kind in the cache; compute only what is missing.
 
     Files that cannot be decoded are an error (the scan checked them), unless
     `skip_unreadable`: then they are listed in `stats.failed`. `augment`
     (random layers on raw pixels) is applied to each batch before the backbone:
-    records then stand for augmented views (see training/augment.py).
+    records then stand for augmented views (see training/augment.py). `runtime` runs the backbone: auto, keras
+    or openvino (features/runtime.py).
     """
     start = time.perf_counter()
     kinds = list(dict.fromkeys(part for kind in kinds for part in parts_of(kind)))  # an avgmax source: both kinds
@@ -85,22 +90,23 @@ def extract_to_cache(
     todo = [(h, unique[h]) for h in cache.missing(kinds, list(unique))]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
-        extractor = build_extractor(backbone, kinds)
+        extractor = ExtractorRunner(build_extractor(backbone, kinds), kinds, cache.dir, runtime, len(todo))
         with console.progress(description, total=len(todo)) as advance:
             for batch in image_batches([p for _, p in todo], image_size, batch_size):
                 for index, reason in batch.failures:
                     stats.failed.append((todo[index][1], reason))
                 if len(batch.positions):
                     images = batch.images if augment is None else augment(batch.images, training=True)
-                    outputs = extractor.predict_on_batch(images)
+                    outputs = extractor(images)
                     for row, index in enumerate(batch.positions):
                         for kind in kinds:
                             if cache.has(kind, todo[index][0]):
                                 continue  # another kind was missing: this one stays as it is, not written twice
-                            cache.put(kind, todo[index][0], np.asarray(outputs[kind][row], dtype=np.float32))
+                            cache.put(kind, todo[index][0], outputs[kind][row])
                         hooks.reached("feature_cached")
                     stats.computed += len(batch.positions)
                 advance(len(batch.positions) + len(batch.failures))
+        stats.runtime = extractor.name
     stats.seconds = time.perf_counter() - start
     if stats.computed:
         cache.note_rate(stats.seconds, stats.computed)

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +27,7 @@ from inceptune import console, hooks
 from inceptune.atomic import atomic_write_json
 from inceptune.errors import UserError
 from inceptune.inference.runtimes import EXPORTED, FILES, RUNTIMES, load_runtime
+from inceptune.machine import machine
 from inceptune.models.weights import file_fingerprint
 
 FORMATS = ("onnx", "openvino")
@@ -56,26 +54,6 @@ def candidates(run_path: Path) -> dict[str, dict]:
         if fmt in FORMATS and checked and report.get("model_sha256") == digest and (folder / FILES[fmt]).is_file():
             found[folder.name] = report
     return found
-
-
-def machine() -> dict:
-    """What makes timings differ between machines: the CPU, the cores this process may use, the runtimes."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for package in ("onnxruntime", "openvino"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "system": platform.system(), **versions}
 
 
 def _key(description: dict, found: dict[str, dict]) -> str:

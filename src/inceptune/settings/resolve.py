@@ -62,7 +62,8 @@ COMMANDS: dict[str, dict] = {
 # audit reads the data settings and what its one backbone pass needs: the weights, the size, the cache.
 COMMANDS["audit"] = {"groups": ("data", "recipe", "run"), "unused": tuple(
     name for name, (group, _) in TABLE.items() if group in ("recipe", "run")
-    and name not in ("weights", "image_size", "batch_size", "out", "overwrite", "cache_dir", "precision"))}
+    and name not in ("weights", "image_size", "batch_size", "out", "overwrite", "cache_dir", "precision",
+                     "extract_runtime"))}
 RECORDED = ("resolved", "versions")  # sections of config.json that record facts, not settings
 # Where and how a recorded run was written: replaying its config.json must not write there again.
 NOT_REPLAYED = ("out", "overwrite", "resume")

@@ -43,6 +43,7 @@ SEARCHES = ("quick", "full", "none")
 HEADS = ("dense", "linear")
 CALIBRATIONS = ("auto", "none")
 EXPORTS = ("auto", "none")
+EXTRACT_RUNTIMES = ("auto", "keras", "openvino")
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -197,6 +198,12 @@ class RunOptions:
                                              "./mlflow.db).", kind="str", optional=True)
     precision: str = setting("float32", "float32, or mixed: float16 compute on GPUs (bfloat16 on CPUs) with FP32 "
                                         "weights and outputs.", choices=PRECISIONS)
+    extract_runtime: str = setting("auto", "What runs the backbone over the images: auto (OpenVINO where its "
+                                           "features match Keras' within 1e-4 and it is faster on this machine, "
+                                           "checked and timed once per feature space when a few hundred images are "
+                                           "to be extracted; Keras otherwise), keras, or openvino. "
+                                           "$INCEPTUNE_EXTRACT_RUNTIME replaces the default.",
+                                   choices=EXTRACT_RUNTIMES, env="INCEPTUNE_EXTRACT_RUNTIME", **ONLY_PRETRAINED)
     distribute: str = setting("auto", "auto (MirroredStrategy over 2+ local GPUs), none, mirrored, or multi-worker "
                                       "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG).", choices=DISTRIBUTES)
     unsafe: bool = setting(False, "Load a --from model that carries Python code (Lambda layers): only for files "

@@ -54,7 +54,7 @@ def extract_and_group(dataset: Dataset, cache: FeatureCache, classifier: Classif
 def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier,
                      s: Settings) -> ExtractionStats:
     stats = extract_to_cache(records, cache, classifier.extractor_base, feature_kinds(s), s.recipe.image_size,
-                             s.recipe.batch_size)
+                             s.recipe.batch_size, runtime=s.run.extract_runtime)
     console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, "
                  f"{stats.computed} computed ({stats.seconds:.1f}s).")
     return stats
@@ -93,7 +93,8 @@ def extract_views(records: list[ImageRecord], cache: FeatureCache, classifier: C
     total = views.stats
     for v, view in enumerate(views.of(records), 1):
         stats = extract_to_cache(view, cache, classifier.extractor_base, feature_kinds(s, views=True), r.image_size,
-                                 r.batch_size, augment=augmenter, description=f"Augmented view {v}/{r.views}")
+                                 r.batch_size, augment=augmenter, description=f"Augmented view {v}/{r.views}",
+                                 runtime=s.run.extract_runtime)
         total.images += stats.images
         total.from_cache += stats.from_cache
         total.computed += stats.computed

@@ -1,0 +1,33 @@
+"""What makes timings differ between machines: the CPU, the cores this process may use, the runtimes' versions.
+
+Timed choices (inference/fastest.py, features/runtime.py) are remembered under this description, so a run folder or
+a cache copied to another machine is timed again there.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+RUNTIME_PACKAGES = ("onnxruntime", "openvino")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in RUNTIME_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "system": platform.system(), **versions}
