@@ -75,8 +75,17 @@ class ExtractorRunner:
             return self._openvino(images) if self.name == "openvino" else self._keras(images)
         if self._stage == "check":
             expected = self._keras(images)
-            self._compile()
-            self._diff, self._checked = _max_diff(expected, self._openvino(images), self.kinds), len(images)
+            try:
+                self._compile()
+                got = self._openvino(images)
+            except Exception as exc:  # noqa: BLE001 (a model OpenVINO cannot convert or run: Keras answers)
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                if self.choice == "openvino":
+                    raise UserError(f"OpenVINO could not run the feature extractor ({reason}).") from None
+                console.warn(f"OpenVINO could not run the feature extractor ({reason}); extracting with Keras.")
+                self._stage = None
+                return expected
+            self._diff, self._checked = _max_diff(expected, got, self.kinds), len(images)
             self._stage = "time" if self._diff <= EXACT and self.choice == "auto" else None
             if self._stage is None:
                 self._decide(None, None)
