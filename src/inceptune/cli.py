@@ -311,12 +311,23 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body in MiB.")] = 20,
     max_pixels: Annotated[int, typer.Option(help="Largest image in pixels (checked before decoding).")] = DEFAULT_MAX_PIXELS,
     unsafe: UnsafeOpt = False,
+    api_key: Annotated[Optional[str], typer.Option(help="Require this key on every route but health "
+                                                        "(Authorization: Bearer KEY, or X-API-Key); default "
+                                                        "$INCEPTUNE_API_KEY.")] = None,
+    api_key_file: Annotated[Optional[str], typer.Option(help="A file of accepted keys, one per line.")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Allow serving beyond this machine without a key.")] = False,
+    cors: Annotated[Optional[list[str]], typer.Option(help="An origin browsers may call the API from "
+                                                           "(repeatable); CORS is off without it.")] = None,
+    model_name: Annotated[Optional[str], typer.Option(help="The model's name in the KServe v2 and TF Serving "
+                                                           "routes (default: the run folder's name).")] = None,
 ) -> None:
-    """Serve a run over HTTP: POST /predict, /explain, GET /health, /labels, a web page at /, docs at /docs."""
+    """Serve a run over HTTP: POST /predict, /explain, GET /health, /labels, /metrics, a web page at /, docs at
+    /docs; the Open Inference Protocol (KServe v2, Triton clients) under /v2 and TF Serving REST under /v1."""
     from inceptune.deploy.server import serve as serve_run
 
     serve_run(run, host=host, port=port, runtime=runtime, top=top, max_batch=max_batch,
-              max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, unsafe=unsafe)
+              max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, unsafe=unsafe, api_key=api_key,
+              api_key_file=api_key_file, no_auth=no_auth, cors=cors, model_name=model_name)
 
 
 @app.command()

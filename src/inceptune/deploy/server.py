@@ -6,6 +6,12 @@
     GET  /labels    the class names
     GET  /          the web page (resources/index.html): drop an image, see bars
     GET  /docs      OpenAPI docs (/openapi.json)
+    GET  /metrics   Prometheus metrics (deploy/metrics.py)
+    Open Inference Protocol (KServe v2; deploy/protocols.py): GET /v2, /v2/health/live, /v2/health/ready,
+    /v2/models/{name}[/versions/1], /v2/models/{name}/ready; POST /v2/models/{name}[/versions/1]/infer
+    TF Serving REST: GET /v1/models/{name}; POST /v1/models/{name}:predict and :classify
+
+With keys (deploy/keys.py) every route but health needs one; CORS is off unless origins are given.
 
 Request flow: the body-size guard (before any byte is parsed) -> content-type
 checks -> decode and resize on a worker thread, with the pixel-count limit
@@ -27,11 +33,15 @@ from importlib import resources
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
+from inceptune.deploy import protocols
+from inceptune.deploy.keys import LOOPBACK, KeyMiddleware, api_keys, check_exposure
+from inceptune.deploy.metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.model import load
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
@@ -39,6 +49,8 @@ from inceptune.inference.runtimes import DEFAULT_RUNTIME
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 DEFAULT_MAX_FILES = 16
 IMAGE_TYPES = ("image/", "application/octet-stream")  # octet-stream: clients that do not guess types
+MODEL_VERSION = "1"  # the protocols' model version: a run folder holds one model
+DRAIN_SECONDS = 30  # SIGTERM or Ctrl-C: stop accepting, answer what is in flight for at most this long
 
 
 class MicroBatcher:
@@ -48,8 +60,8 @@ class MicroBatcher:
     arrives within `max_wait` seconds (or is queued while the model is busy).
     """
 
-    def __init__(self, infer, max_batch: int = 16, max_wait: float = 0.005):
-        self.infer, self.max_batch, self.max_wait = infer, max_batch, max_wait
+    def __init__(self, infer, max_batch: int = 16, max_wait: float = 0.005, on_batch=None):
+        self.infer, self.max_batch, self.max_wait, self.on_batch = infer, max_batch, max_wait, on_batch
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inceptune-model")
         self.queue: asyncio.Queue | None = None
         self.batches = self.images = 0
@@ -75,6 +87,8 @@ class MicroBatcher:
                     future.set_exception(exc)
                 continue
             self.batches, self.images = self.batches + 1, self.images + len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             start = 0
             for images, future in items:
                 future.set_result(probs[start:start + len(images)])
@@ -142,11 +156,21 @@ async def _send_json(send, status: int, error: str) -> None:
 
 def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch: int = 16,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_files: int = DEFAULT_MAX_FILES, unsafe: bool = False):
-    """The FastAPI app serving a run folder's model (see the module docstring for the routes)."""
+               max_files: int = DEFAULT_MAX_FILES, unsafe: bool = False, keys: list[str] | None = None,
+               cors: list[str] | None = None, model_name: str | None = None):
+    """The FastAPI app serving a run folder's model (see the module docstring for the routes).
+
+    `keys`: the API keys every route but health requires (none: open); `cors`: the origins browsers may call
+    it from (none: CORS off); `model_name`: its name in the v1/v2 routes (default: the run folder's name).
+    """
     model = load(run, runtime=runtime, unsafe=unsafe)
     classes = model.classes
-    batcher = MicroBatcher(model.infer_scored, max_batch=max_batch)  # rows: probabilities, then the OOD score
+    name = model_name or model.folder.path.name
+    scored = model.ood_threshold is not None
+    metrics = ServerMetrics()
+    batcher = MicroBatcher(model.infer_scored, max_batch=max_batch,  # rows: probabilities, then the OOD score
+                           on_batch=metrics.batch_done)
+    metrics.queue.set_function(lambda: batcher.queue.qsize() if batcher.queue is not None else 0)
     counters = {"requests": 0, "started": time.time()}
 
     @asynccontextmanager
@@ -159,6 +183,13 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
     app = FastAPI(title="inceptune", version=_version(), lifespan=lifespan,
                   description=f"Image classifier of the run {model.folder.path.name}: {', '.join(classes)}.")
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    if keys:
+        app.add_middleware(KeyMiddleware, keys=keys)
+    if cors:
+        app.add_middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type",
+                                          "Inference-Header-Content-Length"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)  # outermost: refusals count
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
@@ -240,6 +271,109 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
             results.append({"filename": name, **{k: v for k, v in found.items() if k != "probabilities"}})
         return {"runtime": model.runtime, "predictions": results}
 
+    async def decoded(blobs: list[bytes]) -> np.ndarray:
+        """Encoded image files -> one batch at the model's size; a file that cannot be used is a 4xx."""
+        if len(blobs) > max_files:
+            raise HTTPException(413, f"At most {max_files} images per request.")
+        images = []
+        for i, data in enumerate(blobs):
+            try:
+                images.append(await run_in_threadpool(lambda: at_model_size(_decode(data, max_pixels))))
+            except ImageError as exc:
+                raise HTTPException(413 if exc.reason.startswith("too large") else 400,
+                                    f"Image {i} cannot be used: {exc.reason}.") from None
+        return np.stack(images)
+
+    async def answered(pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """The protocols' outputs of a batch of pixels at the model's size."""
+        counters["requests"] += 1
+        rows = await batcher.submit(pixels)
+        described = [model.describe(row, 1) for row in rows]
+        labels = ["|".join(d["labels"]) if "labels" in d else d["top"][0]["label"] for d in described]
+        outputs = {protocols.PROBABILITIES: np.asarray(rows[:, :-1], np.float32),
+                   protocols.LABEL: np.array([label.encode() for label in labels], dtype=object)}
+        if scored:
+            outputs[protocols.UNKNOWN] = np.array([bool(d.get("unknown")) for d in described])
+            outputs[protocols.OOD_SCORE] = np.asarray(rows[:, -1], np.float32)
+        return outputs
+
+    def known(model_name: str, version: str = MODEL_VERSION) -> None:
+        if model_name != name or version != MODEL_VERSION:
+            raise HTTPException(404, f"Unknown model '{model_name}' version '{version}'; this server serves "
+                                     f"'{name}' version {MODEL_VERSION}.")
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    async def prometheus():
+        body, kind = metrics.exposition()
+        return Response(body, media_type=kind)
+
+    @app.get("/v2")
+    async def v2_server():
+        """Open Inference Protocol: server metadata."""
+        return {"name": "inceptune", "version": _version(), "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    async def v2_live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def v2_ready():
+        return {"ready": True}  # the model is loaded before the server listens
+
+    @app.get("/v2/models/{model_name}")
+    @app.get("/v2/models/{model_name}/versions/{version}")
+    async def v2_metadata(model_name: str, version: str = MODEL_VERSION):
+        """Open Inference Protocol: the model's inputs and outputs (names, datatypes, shapes)."""
+        known(model_name, version)
+        return protocols.model_metadata(name, MODEL_VERSION, model.image_size, classes, scored)
+
+    @app.get("/v2/models/{model_name}/ready")
+    @app.get("/v2/models/{model_name}/versions/{version}/ready")
+    async def v2_model_ready(model_name: str, version: str = MODEL_VERSION):
+        known(model_name, version)
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{model_name}/infer")
+    @app.post("/v2/models/{model_name}/versions/{version}/infer")
+    async def v2_infer(request: Request, model_name: str, version: str = MODEL_VERSION):
+        """Open Inference Protocol inference: encoded images (BYTES) or pixels (FP32), JSON or binary data."""
+        known(model_name, version)
+        body = await request.body()
+        try:
+            parsed = protocols.parse_infer(body, request.headers.get(protocols.HEADER_LENGTH), model.image_size,
+                                           scored)
+        except protocols.ProtocolError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if parsed.count > max_files:
+            raise HTTPException(413, f"At most {max_files} images per request.")
+        pixels = parsed.pixels if parsed.images is None else await decoded(parsed.images)
+        content, headers = protocols.infer_response(name, MODEL_VERSION, parsed, await answered(pixels))
+        kind = "application/octet-stream" if headers else "application/json"
+        return Response(content, media_type=kind, headers=headers)
+
+    @app.get("/v1/models/{model_name}")
+    async def tf_status(model_name: str):
+        """TF Serving REST: the model's version status."""
+        known(model_name)
+        return {"model_version_status": [{"version": MODEL_VERSION, "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+
+    @app.post("/v1/models/{target}")
+    async def tf_serving(request: Request, target: str):
+        """TF Serving REST: `NAME:predict` ({"instances": [{"b64": ...}]}) and `NAME:classify` ({"examples": ...})."""
+        model_name, _, verb = target.rpartition(":")
+        if verb not in ("predict", "classify"):
+            raise HTTPException(404, f"Use /v1/models/{name}:predict or :classify.")
+        known(model_name)
+        try:
+            blobs = protocols.parse_tf_serving(await request.body(), verb)
+        except protocols.ProtocolError as exc:
+            raise HTTPException(400, str(exc)) from None
+        outputs = await answered(await decoded(blobs))
+        if verb == "classify":
+            return {"results": protocols.tf_serving_classes(classes, outputs[protocols.PROBABILITIES])}
+        return {"predictions": protocols.tf_serving_predictions(outputs)}
+
     @app.post("/explain", openapi_extra=multipart)
     async def explain(request: Request):
         """The top class of one image and a Grad-CAM overlay of where the model looked (PNG data URL)."""
@@ -281,21 +415,26 @@ def _version() -> str:
         return "dev"
 
 
-def serve(run: str, host: str = "127.0.0.1", port: int = 8000, **settings) -> None:
-    """Serve a run until interrupted (see `create_app` for the settings)."""
+def serve(run: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          api_key_file: str | None = None, no_auth: bool = False, **settings) -> None:
+    """Serve a run until interrupted (see `create_app` for the settings). Beyond loopback a key is required
+    unless `no_auth`; SIGTERM or Ctrl-C stops accepting and answers what is in flight first."""
     import socket
 
     import uvicorn
 
     from inceptune import console
 
+    keys = api_keys(api_key, api_key_file)
+    check_exposure(host, keys, no_auth)
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
         raise UserError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port.") from None
-    app = create_app(run, **settings)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.warn(f"listening on {host}: anyone who can reach this machine can use the model")
-    console.info(f"Serving {run} on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops.")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    app = create_app(run, keys=keys, **settings)
+    if host not in LOOPBACK and not keys:
+        console.warn(f"listening on {host} with --no-auth: anyone who can reach this machine can use the model")
+    console.info(f"Serving {run} on http://{host}:{port}/ (API docs at /docs{', key required' if keys else ''}); "
+                 "Ctrl-C stops.")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=DRAIN_SECONDS)
