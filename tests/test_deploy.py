@@ -54,6 +54,54 @@ def test_predict_on_each_runtime_matches_keras(exported_run, small_flowers):
         assert len(results) == len(images) and all("top" in r for r in results)
 
 
+def _triton_model_config():
+    """tritonclient's own ModelConfig protobuf (its grpc package needs grpcio, its protobuf module does not)."""
+    import importlib.util
+    from pathlib import Path
+
+    found = importlib.util.find_spec("tritonclient")
+    if found is None:
+        pytest.skip("tritonclient is not installed")
+    path = Path(found.submodule_search_locations[0]) / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelConfig
+
+
+def test_the_saved_model_takes_jpeg_bytes_and_the_triton_repository_loads(exported_run, small_flowers):
+    import tensorflow as tf
+    from google.protobuf import text_format
+
+    if not (exported_run / "export" / "saved_model" / "1" / "saved_model.pb").is_file():  # TF Serving's layout
+        assert run_cli("export", str(exported_run), "--format", "saved_model").returncode == 0
+    paths = sorted(small_flowers.rglob("*.jpg"))[1::6]
+    loaded = tf.saved_model.load(str(exported_run / "export" / "saved_model" / "1"))
+    answer = loaded.signatures["serving_default"](image_bytes=tf.constant([p.read_bytes() for p in paths]))
+    expected = inceptune.predict(str(exported_run), [str(p) for p in paths], runtime="keras")
+    classes = json.loads((exported_run / "labels.json").read_text())["classes"]
+    got = answer["probabilities"].numpy()
+    for row, want in zip(got, expected):
+        assert max(abs(float(row[i]) - want["probabilities"][c]) for i, c in enumerate(classes)) <= 1e-4
+    np.testing.assert_allclose(answer["ood_score"].numpy().reshape(-1), [w["ood_score"] for w in expected], atol=1e-4)
+    report = json.loads((exported_run / "export" / "saved_model" / "export.json").read_text())
+    assert report["bytes_max_abs_diff"] <= 1e-4
+
+    proc = run_cli("export", str(exported_run), "--format", "triton")
+    assert proc.returncode == 0, proc.stderr
+    repository = exported_run / "export" / "triton"
+    config = text_format.Parse((repository / "flowers" / "config.pbtxt").read_text(), _triton_model_config()())
+    assert config.name == "flowers" and config.backend == "onnxruntime" and config.max_batch_size > 0
+    assert [list(i.dims) for i in config.input] == [[SMALL_SIZE, SMALL_SIZE, 3]]
+    assert [list(o.dims) for o in config.output] == [[5], [1]] and config.output[0].label_filename == "labels.txt"
+    assert (repository / "flowers" / "labels.txt").read_text().split() == classes
+    import onnxruntime as ort  # the repository's model answers to the names its config gives
+
+    session = ort.InferenceSession(str(repository / "flowers" / "1" / "model.onnx"))
+    assert [i.name for i in session.get_inputs()] == [config.input[0].name]
+    assert [o.name for o in session.get_outputs()] == [o.name for o in config.output]
+
+
 def test_missing_exports_and_unknown_formats_are_one_sentence(flowers_run, small_flowers, tmp_path):
     run = tmp_path / "plain"
     shutil.copytree(flowers_run.run, run, ignore=shutil.ignore_patterns("export"))

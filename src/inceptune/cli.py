@@ -283,7 +283,9 @@ def build(
 @app.command()
 def export(
     run: Annotated[str, typer.Argument(help="A run folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="saved_model, onnx, openvino or litert.")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help="saved_model (with a signature for encoded images, in a TF Serving "
+                                                        "version folder), onnx, openvino, litert, or triton (a Triton "
+                                                        "model repository).")] = "onnx",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT[-QUANTIZE]).")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino). fp16 is checked against its own tolerance; int8 ONNX and OpenVINO on accuracy.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(help="int8 (ONNX, OpenVINO): the most accuracy (macro F1 for multi-label) it may lose against FP32 on the run's held-out photos, as a fraction (0.005 = half a point).")] = MAX_ACCURACY_DROP,
@@ -295,6 +297,8 @@ def export(
     if accuracy:
         print(f"{report['path']}: {accuracy['metric']} on {accuracy['images']} held-out photos {accuracy['fp32']:.4f} "
               f"(FP32) -> {accuracy['quantized']:.4f}, drop {accuracy['drop']:.4f} (at most {accuracy['max_drop']:g})")
+    elif report["format"] == "triton":
+        print(f"{report['path']}: model '{report['model_name']}' from {report['from']}")
     else:
         print(f"{report['path']}: max probability difference {report['max_abs_diff']:.1e} on "
               f"{report['images_checked']} images, top-1 agreement {report['top1_agreement']:.0%}")

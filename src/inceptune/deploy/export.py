@@ -3,7 +3,9 @@
     model.keras -> serving_model (fixed-size pixels in: no resize layer; the head's
                    feature standardisation folded into its first Dense layer)
         -> saved_model | onnx | openvino | litert   (keras.Model.export; OpenVINO from the run's checked
-           ONNX file when there is one)
+           ONNX file when there is one; the SavedModel in a TF Serving version folder, with a second
+           signature that takes encoded image files: deploy/saved_model.py)
+        -> triton: a Triton model repository around the checked ONNX export (deploy/triton.py)
         -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
@@ -40,6 +42,8 @@ from inceptune.data.pipeline import resize_image
 from inceptune.deploy.accuracy import held_out
 from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
                                        quantize_int8)
+from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
+from inceptune.deploy.triton import write_repository
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.runtimes import FILES, MAX_ACCURACY_DROP, load_runtime
 from inceptune.models.classifier import class_probabilities
@@ -48,6 +52,7 @@ from inceptune.models.parts import model_parts
 from inceptune.models.weights import file_fingerprint
 from inceptune.runs import RunFolder
 
+FORMATS = ("saved_model", "onnx", "openvino", "litert", "triton")
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
 PARITY_IMAGES = 16
 CALIBRATION_IMAGES = 32  # fp16 and LiteRT int8
@@ -101,8 +106,10 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         >>> inceptune.export("runs/flowers", "openvino", quantize="int8")["accuracy"]["drop"]
         0.0
     """
+    if fmt == "triton":
+        return _triton(run, out, quantize)
     if fmt not in FILES:
-        raise UserError(f"Unknown format '{fmt}'; expected one of {', '.join(FILES)}.")
+        raise UserError(f"Unknown format '{fmt}'; expected one of {', '.join(FORMATS)}.")
     check_quantize(fmt, quantize)
     if not 0 <= max_accuracy_drop < 1:
         raise UserError(f"--max-accuracy-drop is a fraction between 0 and 1 (0.005 is half a point), got "
@@ -183,6 +190,9 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
               "seconds": round(seconds, 1), "model_sha256": digest,
               **({"quantized_from": str(reuse)} if reuse else {}),
               **({"converted_from": str(via_onnx)} if via_onnx else {})}
+    if fmt == "saved_model":  # the signature TF Serving uses: encoded files in, decoded and resized inside
+        report["bytes_max_abs_diff"] = _bytes_signature_diff(folder, artefact, model, image_size, multilabel)
+        diff = max(diff, report["bytes_max_abs_diff"])
     if tolerance is not None and (diff > tolerance or clear_agree < 1.0):
         shutil.rmtree(target)
         raise UserError(f"The {name} export differs from Keras (max probability difference {diff:.2e} against "
@@ -204,6 +214,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
 
 def _keras_export(serving: keras.Model, fmt: str, path: Path, image_size: int, options: dict) -> None:
     serving(np.zeros((1, image_size, image_size, 3), "float32"))  # exporters want a model that has run
+    if fmt == "saved_model":
+        return write_saved_model(serving, path, image_size)
     with warnings.catch_warnings():  # Keras' tf2onnx shim probes np.object, which NumPy 2 warns about
         warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
         serving.export(str(path), format=KERAS_FORMAT[fmt], verbose=False, **options)
@@ -220,18 +232,68 @@ def _checked_fp32(folder: RunFolder, fmt: str, digest: str) -> Path | None:
     return base / FILES[fmt] if fresh and (base / FILES[fmt]).is_file() else None
 
 
-def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:
-    """Up to `count` real images of the run, from `splits` in that order, resized as predict does."""
+def _run_files(folder: RunFolder, splits: tuple[str, ...], count: int) -> list[tuple[str, np.ndarray]]:
+    """Up to `count` (path, decoded pixels) of the run's images, from `splits` in that order."""
     records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
     records = sorted((r for r in records if r.split in splits), key=lambda r: splits.index(r.split))
-    images = []
+    found = []
     for r in records:
         try:
-            images.append(resize_image(load_image(r.path), image_size))
+            found.append((r.path, load_image(r.path)))
         except ImageError:
             continue
-        if len(images) == count:
+        if len(found) == count:
             break
+    return found
+
+
+def _bytes_signature_diff(folder: RunFolder, artefact: Path, model: keras.Model, image_size: int,
+                          multilabel: bool) -> float:
+    """Largest probability difference between the SavedModel's bytes signature on the run's image files
+    and model.keras on the same files decoded and resized as `predict` does them (inf without such files)."""
+    import tensorflow as tf
+
+    files = [(path, pixels) for path, pixels in _run_files(folder, ("test", "val", "train"), PARITY_IMAGES)
+             if Path(path).suffix.lower() in (".jpg", ".jpeg", ".png")]
+    if not files:
+        return 0.0  # nothing to decode here: the pixels signature's parity stands alone
+    signature = tf.saved_model.load(str(artefact)).signatures["serving_default"]
+    data = tf.constant([Path(path).read_bytes() for path, _ in files])
+    got = signature(**{BYTES_INPUT: data})["probabilities"].numpy()
+    pixels = np.stack([resize_image(p, image_size) for _, p in files])
+    expected, _ = split_outputs(model.predict(pixels, verbose=0))
+    return float(np.abs(class_probabilities(got, multilabel) - class_probabilities(expected, multilabel)).max())
+
+
+def _triton(run: str, out: str | None, quantize: str | None) -> dict:
+    """A Triton model repository from the run's checked FP32 ONNX export (made first when there is none)."""
+    if quantize:
+        raise UserError("--format triton writes the FP32 ONNX model; quantize the ONNX export instead.")
+    folder = RunFolder.open(run)
+    onnx_file = _checked_fp32(folder, "onnx", file_fingerprint(folder.model_path))
+    if onnx_file is None:
+        export(run, "onnx")
+        onnx_file = folder.path / "export" / "onnx" / FILES["onnx"]
+    target = Path(out) if out else folder.path / "export" / "triton"
+    name = _model_name(folder.path.name)
+    config = write_repository(onnx_file, target, name, folder.classes)
+    report = {"format": "triton", "path": str(config), "model_name": name, "from": str(onnx_file),
+              "model_sha256": file_fingerprint(folder.model_path), "image_size": folder.image_size}
+    atomic_write_json(target / "export.json", report)
+    console.info(f"Wrote a Triton model repository to {target} (model '{name}', ONNX Runtime backend): "
+                 f"tritonserver --model-repository {target}")
+    return report
+
+
+def _model_name(run_name: str) -> str:
+    """A model name Triton and URLs take: letters, digits, '-', '_' and '.'."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_name).strip("._")
+    return cleaned or "model"
+
+
+def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:
+    """Up to `count` real images of the run, from `splits` in that order, resized as predict does."""
+    images = [resize_image(pixels, image_size) for _, pixels in _run_files(folder, splits, count)]
     if not images:
         console.warn("the run's images are not on this machine; checking parity on generated images")
         rng = np.random.default_rng(0)

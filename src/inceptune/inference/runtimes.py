@@ -19,7 +19,7 @@ MAX_ACCURACY_DROP = 0.005  # an int8 export loses at most this (absolute) on the
 DEFAULT_RUNTIME = "auto"  # the fastest checked export on this machine, by timing (inference/fastest.py), else Keras
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
-FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
+FILES = {"saved_model": "1", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 
 
 def load_runtime(fmt: str, artefact: Path) -> Callable[[np.ndarray], np.ndarray]:
