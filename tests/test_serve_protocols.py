@@ -155,3 +155,15 @@ def test_soak_from_16_clients_with_5_percent_malformed(server, images, requests)
     assert result["server_errors"] == 0 and result["wrong"] == 0, result["statuses"]
     assert abs(result["rss_growth"]) <= 0.10
     assert 0 < result["p50_ms"] <= result["p95_ms"]
+
+
+def test_sigterm_answers_the_request_in_flight_before_exiting(flowers_run, images):
+    # The server sends itself SIGTERM the moment the model thread is given this request's image.
+    with serving(flowers_run.run, "--api-key", KEY, env={"INCEPTUNE_SIGNAL_AT": "batch_started:1:TERM"}) as (url, process):
+        files = {"file": (images[0].name, images[0].read_bytes(), "image/jpeg")}
+        response = httpx.post(f"{url}/predict", files=files, headers=AUTH, timeout=120)
+        assert response.status_code == 200 and response.json()["predictions"][0]["top"]
+        code = process.wait(timeout=60)
+        with pytest.raises(httpx.TransportError):  # it stopped accepting
+            httpx.get(f"{url}/health", timeout=5)
+    assert code == 130  # every interrupted inceptune command exits 130, after the drain

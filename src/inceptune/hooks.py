@@ -12,7 +12,8 @@ loaded. Two things can listen:
 
 Events: feature_cached, epoch_end, run_file_written, model_loaded, trial_finished (a search trial),
 runtimes_timed (`--runtime auto` timed a run's exports on this machine), extractor_converted (the feature
-extractor converted to OpenVINO), extraction_runtime_chosen (OpenVINO checked against Keras, and timed).
+extractor converted to OpenVINO), extraction_runtime_chosen (OpenVINO checked against Keras, and timed),
+batch_started (serve's model thread is given a micro-batch).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from inceptune.errors import UserError
 SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
 
 EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished", "runtimes_timed",
-          "extractor_converted", "extraction_runtime_chosen")
+          "extractor_converted", "extraction_runtime_chosen", "batch_started")
 
 _listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 _counts: Counter = Counter()

@@ -26,14 +26,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(run: str, *args: str, port: int | None = None, startup_timeout: float = 180):
-    """`inceptune serve RUN ARGS` on localhost until the block ends; yields (base URL, process)."""
+def serving(run: str, *args: str, port: int | None = None, startup_timeout: float = 180, env: dict | None = None):
+    """`inceptune serve RUN ARGS` on localhost (with `env` added to this environment) until the block ends;
+    yields (base URL, process)."""
     import httpx
 
     port = port or free_port()
     process = subprocess.Popen([sys.executable, "-m", "inceptune", "serve", str(run), "--port", str(port), *args],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout

@@ -38,6 +38,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from inceptune import hooks
 from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
 from inceptune.deploy import protocols
 from inceptune.deploy.keys import LOOPBACK, KeyMiddleware, api_keys, check_exposure
@@ -80,6 +81,7 @@ class MicroBatcher:
                 items.append(item)
                 count += len(item[0])
             batch = np.concatenate([images for images, _ in items])
+            hooks.reached("batch_started", images=len(batch))
             try:
                 probs = await loop.run_in_executor(self.model_thread, self.infer, batch)
             except Exception as exc:  # the requests fail, the server stays up
