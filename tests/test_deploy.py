@@ -32,6 +32,16 @@ def test_each_format_passes_its_parity_check_on_the_runs_images(exported_run, fm
     assert report["max_abs_diff"] <= report["tolerance"] == 1e-4
     labels = json.loads((exported_run / "export" / fmt / "labels.json").read_text())
     assert labels["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    if fmt == "litert":  # a phone app finds the labels and the input's normalisation in the file itself
+        import zipfile
+
+        from inceptune.deploy.litert_metadata import read_litert_metadata
+
+        tflite = exported_run / "export" / fmt / "model.tflite"
+        described = read_litert_metadata(tflite)
+        assert described["classes"] == labels["classes"] and described["input"]["range"] == [0, 255]
+        assert described["input"]["shape"] == [-1, SMALL_SIZE, SMALL_SIZE, 3]
+        assert zipfile.ZipFile(tflite).read("labels.txt").decode().split() == labels["classes"]
 
 
 def test_predict_on_each_runtime_matches_keras(exported_run, small_flowers):

@@ -51,7 +51,8 @@ def test_a_loaded_run_answers_500_images_and_loads_its_model_once(tiny, tmp_path
     with hooks.listen("model_loaded", loads.append):
         inceptune.predict(str(result.run), images[:2])
         again = inceptune.predict(str(result.run), images[:2])
-    assert len(loads) == 2 and again[0]["probabilities"] == pytest.approx(first[images[0]]["probabilities"])
+    # abs: another batch size runs other kernels, so the float32 rounding differs (2.5e-10 seen on AVX2)
+    assert len(loads) == 2 and again[0]["probabilities"] == pytest.approx(first[images[0]]["probabilities"], abs=1e-6)
 
 
 def test_evaluate_and_explain_come_from_the_same_object(tiny):

@@ -6,6 +6,7 @@
            ONNX file when there is one; the SavedModel in a TF Serving version folder, with a second
            signature that takes encoded image files: deploy/saved_model.py)
         -> triton: a Triton model repository around the checked ONNX export (deploy/triton.py)
+        -> LiteRT: the labels and the input's normalisation written into the file (deploy/litert_metadata.py)
         -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
@@ -40,6 +41,7 @@ from inceptune.data.dataset import read_manifest
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.deploy.accuracy import held_out
+from inceptune.deploy.litert_metadata import add_litert_metadata, litert_description
 from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
                                        quantize_int8)
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
@@ -160,6 +162,9 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
+    if fmt == "litert":  # labels and input normalisation travel inside the file; the parity check reads it as is
+        add_litert_metadata(artefact, litert_description(folder.read_json("labels.json"), image_size,
+                                                         folder.ood_threshold is not None))
     seconds = time.perf_counter() - start
     if accuracy is not None and not accuracy["passed"]:
         shutil.rmtree(target)
