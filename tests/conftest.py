@@ -68,6 +68,9 @@ FLOWERS = SHARED / "datasets" / "flowers5"
 # Converting Inception-v3 to ONNX peaks near 11 GB (tf2onnx; INCEPTUNE_TEST_MEMORY measures it): tests that export
 # take turns on one worker, so two conversions never add up on a 24 GB machine (a pair got a CI worker killed).
 EXPORTS = pytest.mark.xdist_group("exports")
+# Each live `serve` is a process of its own (~1.3 GB at 150 px): the serving tests take turns on one worker, so
+# at most one server is up beside an export (two servers and an ONNX conversion got a CI worker killed).
+SERVING = pytest.mark.xdist_group("serving")
 
 SMALL_SIZE = 150  # small enough for CI, large enough for ants vs bees
 requires_shared = pytest.mark.skipif(

@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 import inceptune
-from conftest import headless_chromium, one_sentence_error, png_size, requires_shared, run_cli
+from conftest import SERVING, headless_chromium, one_sentence_error, png_size, requires_shared, run_cli
 from corpus import png_bomb
 from inceptune.deploy.loadtest import free_port, load_test, serving
 
-pytestmark = requires_shared
+pytestmark = [requires_shared, SERVING]
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import one_sentence_error, requires_shared, run_cli
+from conftest import SERVING, one_sentence_error, requires_shared, run_cli
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.deploy.loadtest import free_port, serving, soak_test
 
 http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
-pytestmark = requires_shared
+pytestmark = [requires_shared, SERVING]
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
