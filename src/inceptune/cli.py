@@ -10,6 +10,7 @@ import csv
 import errno
 import inspect
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import typer
 import inceptune  # sets TensorFlow's logging defaults before anything imports it
 from inceptune import console, hooks
 from inceptune.data.images import DEFAULT_MAX_PIXELS
-from inceptune.errors import UserError
+from inceptune.errors import UserError, WorkerLost
 from inceptune.inference.runtimes import DEFAULT_RUNTIME, MAX_ACCURACY_DROP
 from inceptune.settings import DEFAULTS, TABLE, command_settings
 
@@ -487,6 +488,10 @@ def _run() -> None:
     except UserError as exc:
         console.stop_progress()  # a bar left on screen would be drawn again after the message
         console.console.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
+        if isinstance(exc, WorkerLost):  # see WorkerLost: nothing is left to close cleanly
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.exit_code)
         sys.exit(exc.exit_code)
     except OSError as exc:
         if exc.errno not in _DISK_ERRORS:

@@ -11,6 +11,16 @@ class UserError(Exception):
     exit_code = 2
 
 
+class WorkerLost(UserError):
+    """A worker of a multi-worker cluster stopped answering, so this one stops too (exit 3).
+
+    TensorFlow's collective runtime cannot go on after losing a peer, and tearing its threads down with
+    the interpreter prints tracebacks of theirs: the CLI leaves at once (`os._exit`) after the sentence.
+    Everything worth keeping was already written atomically (cache entries, checkpoints)."""
+
+    exit_code = 3
+
+
 class ImageError(Exception):
     """An image file that cannot be used; `reason` says why in a few words."""
 

@@ -73,7 +73,10 @@ def block_start(backbone: keras.Model, block: str) -> int:
         # The stem ends with the last max-pooling before mixed0.
         end = names.index("mixed0")
         return max(i for i in range(end) if isinstance(backbone.layers[i], keras.layers.MaxPooling2D)) + 1
-    return names.index(BLOCKS[BLOCKS.index(block) - 1]) + 1
+    previous = BLOCKS[BLOCKS.index(block) - 1]
+    if previous not in names:  # the backbone's part from `block` on (top_of_backbone): after its input
+        return next(i for i, layer in enumerate(backbone.layers) if not isinstance(layer, keras.layers.InputLayer))
+    return names.index(previous) + 1
 
 
 def block_layers(backbone: keras.Model, block: str) -> list[keras.layers.Layer]:

@@ -20,6 +20,7 @@ from inceptune.search.choose import BUDGET_SHARE, choose
 from inceptune.search.scoring import SearchData
 from inceptune.search.space import SEARCHED
 from inceptune.settings import Settings
+from inceptune.training.cluster import active as active_cluster
 
 
 # Used only when a cache holds no measurement (made by an older inceptune): a 2-core CPU's rate at 299.
@@ -52,6 +53,9 @@ def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, extraction
                        if k in SEARCHED}
             return s.replace(**changes, search="none"), record
     settings, record = _choose(s, dataset, cache, extraction)
+    cluster = active_cluster()
+    if cluster is not None:  # every worker fits the same models, step by step
+        cluster.agree("the recipe the search chose", settings.as_dict()["recipe"])
     if record_file is not None:
         atomic_write_json(record_file, record or {})
     return settings, record
@@ -70,7 +74,14 @@ def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: Extr
         console.info(f"No recipe search: {exc}")
         return s.replace(search="none"), None
     cost = extraction_cost(cache, len({r.sha256 for r in dataset.records}), extraction)
-    choice = choose(s, data, mode, BUDGET_SHARE * cost if mode == "quick" else None)
+    if active_cluster() is not None:  # a time budget could stop the workers' searches at different recipes
+        if s.study.timeout and mode == "full":
+            raise UserError("--timeout would let the workers of a cluster choose different recipes; give --trials "
+                            "alone with --distribute multi-worker.")
+        budget = None
+    else:
+        budget = BUDGET_SHARE * cost if mode == "quick" else None
+    choice = choose(s, data, mode, budget)
     record = {**choice.record(len(data.records)), "extraction_cost_seconds": round(cost, 3),
               "budget_share": BUDGET_SHARE if mode == "quick" else None}
     return choice.apply(s), record

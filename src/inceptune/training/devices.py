@@ -5,8 +5,9 @@
                           Keras scales the loss for float16 itself
     --distribute auto     tf.distribute.MirroredStrategy over all local GPUs when there are two or more
     --distribute mirrored MirroredStrategy over whatever devices there are (one replica on a CPU)
-    --distribute multi-worker  MultiWorkerMirroredStrategy: one process per machine, the cluster in
-                          the TF_CONFIG environment variable (docs/distributed.md)
+    --distribute multi-worker  MultiWorkerMirroredStrategy for each phase's fit: one process per machine,
+                          the cluster in the TF_CONFIG environment variable (training/cluster.py,
+                          docs/distributed.md)
     --distribute none     the default device
 
 XLA: Keras compiles the training step with XLA where it supports the model
@@ -18,6 +19,8 @@ from __future__ import annotations
 import contextlib
 
 import keras
+
+from inceptune.training.cluster import active, joined
 
 
 def gpus() -> list:
@@ -38,17 +41,21 @@ def training_devices(precision: str, distribute: str):
     import tensorflow as tf
 
     policy = precision_policy(precision)
-    if distribute == "mirrored" or (distribute == "auto" and len(gpus()) >= 2):
-        strategy = tf.distribute.MirroredStrategy()
-    elif distribute == "multi-worker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if distribute == "multi-worker":  # the phases' fits join the cluster, nothing else (training/cluster.py)
+        scope = joined()
+    elif distribute == "mirrored" or (distribute == "auto" and len(gpus()) >= 2):
+        scope = tf.distribute.MirroredStrategy().scope()
     else:
-        strategy = None
+        scope = contextlib.nullcontext()
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(policy)
     try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            yield {"policy": policy, "replicas": strategy.num_replicas_in_sync if strategy else 1,
-                   "strategy": type(strategy).__name__ if strategy else None}
+        with scope:
+            strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+            cluster = active()
+            yield {"policy": policy,
+                   "replicas": cluster.count if cluster else strategy.num_replicas_in_sync if strategy else 1,
+                   "strategy": ("MultiWorkerMirroredStrategy" if cluster
+                                else type(strategy).__name__ if strategy else None)}
     finally:
         keras.mixed_precision.set_global_policy(previous)

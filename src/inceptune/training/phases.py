@@ -13,6 +13,8 @@ best validation epoch; phase 2 keeps phase 1's weights if it never beats them.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -20,8 +22,9 @@ from pathlib import Path
 import keras
 
 from inceptune import console
+from inceptune.errors import UserError
 from inceptune.models.backbone import freeze
-from inceptune.models.classifier import Classifier
+from inceptune.models.classifier import Classifier, refresh_normalization
 from inceptune.training.callbacks import (
     EpochCheckpoint,
     EpochHook,
@@ -32,6 +35,7 @@ from inceptune.training.callbacks import (
     ValidateWith,
 )
 from inceptune.training.checkpoint import Checkpoint
+from inceptune.training.cluster import active as active_cluster
 from inceptune.training.schedules import learning_rate as scheduled
 from inceptune.training.data import CachedFeatures, ImageBatches
 from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
@@ -86,13 +90,31 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
          resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0),
          unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None,
          weight_decay: float = 0.0) -> list[dict]:
-    """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given."""
+    """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given.
+
+    On a multi-worker cluster, a replica of `model` with mirrored variables trains (training/cluster.py), and
+    `model` takes its weights at the end."""
+    cluster, trained, original = active_cluster(), model, model
+    if cluster is not None:
+        if evaluator is not None:
+            raise UserError("--distribute multi-worker fine-tunes on cached activations; --fine-tune-augment online "
+                            "is not supported on a cluster (use views or none).")
+        trained = cluster.replica(model)
+        if unfreezing is not None:  # the replica's own layers unfreeze, block by block
+            part = trained.get_layer(f"backbone_from_{unfreezing.deepest}")
+            unfreezing = dataclasses.replace(unfreezing, backbone=part)
+            unfreezing.apply(unfreezing.deepest)
     steps = len(train)
     rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
-    optimizer = (unfreezing.optimizer(rate) if unfreezing else keras.optimizers.AdamW(rate, weight_decay=weight_decay)
-                 if weight_decay > 0 else keras.optimizers.Adam(rate))
-    model.compile(optimizer=optimizer, loss=classifier.loss(), metrics=classifier.metrics())
-    model.optimizer.build(model.trainable_variables)  # for fine-tuning: every variable the phase will train
+    with cluster.scope() if cluster else contextlib.nullcontext():
+        optimizer = (unfreezing.optimizer(rate) if unfreezing
+                     else keras.optimizers.AdamW(rate, weight_decay=weight_decay) if weight_decay > 0
+                     else keras.optimizers.Adam(rate))
+        trained.compile(optimizer=optimizer, loss=classifier.loss(), metrics=classifier.metrics())
+        trained.optimizer.build(trained.trainable_variables)  # for fine-tuning: every variable the phase will train
+    if cluster is not None:
+        cluster.compiled(trained, train[0])
+    model = trained
     if evaluator is not None:
         evaluator.compile(loss=classifier.loss(), metrics=classifier.metrics())
 
@@ -116,7 +138,8 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     if state:  # a resumed run: this phase's finished epochs come back, none is redone
         # Restored before anything runs the model: a traced Keras function would keep the old
         # Normalization constants.
-        best = resume.checkpoint.restore(phase, model)
+        with cluster.scope() if cluster else contextlib.nullcontext():
+            best = resume.checkpoint.restore(phase, model)
         rows, start = state["rows"], state["epochs_done"]
         train.set_epoch(start)
         baseline = math.inf
@@ -126,7 +149,8 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
     elif validate is not None:
         baseline = validate.loss()
     else:  # the loss of the weights this phase starts from: phase 1's result
-        baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"]
+        with cluster.running("the phase's first evaluation") if cluster else contextlib.nullcontext():
+            baseline = model.evaluate(val if val else train, verbose=0, return_dict=True)["loss"]
     if unfreezing is not None:
         first = unfreezing.block_at(start)
         unfreezing.apply(first)
@@ -146,12 +170,16 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
                                    keep.best_weights, stop.state() if stop else None, resume.earlier_rows)
 
         extra.append(EpochCheckpoint(save))
-    history = model.fit(
-        train, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
-        validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
-        callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
-                   timer, *extra, EpochHook(phase)],
-    )
+    with cluster.running(f"the {phase} phase") if cluster else contextlib.nullcontext():
+        history = model.fit(
+            train, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
+            validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
+            callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
+                       timer, *extra, EpochHook(phase)],
+        )
+    if original is not model:  # the cluster's replica trained: its (best) weights go back to the classifier
+        original.set_weights(model.get_weights())
+        refresh_normalization(original)
     if resume is None:  # without checkpointing, the rows come from Keras' history
         for i, epoch in enumerate(history.epoch):
             rows.append({"phase": phase, "epoch": epoch + 1, **{k: float(v[i]) for k, v in history.history.items()},

@@ -11,6 +11,7 @@ With `arch` set, `train` runs the from-scratch recipe instead (training/scratch.
 from __future__ import annotations
 
 import inspect
+import shutil
 from pathlib import Path
 
 from inceptune import console
@@ -25,6 +26,7 @@ from inceptune.settings import Settings, documented, resolve
 from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
+from inceptune.training.cluster import active as active_cluster
 from inceptune.training.class_weights import class_weights
 from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
@@ -73,12 +75,18 @@ class Trainer:
         s = self.settings
         dataset, source = load_training_data(s)
         class_weights(s.recipe.class_weight, dataset)  # a class name that is not in the data fails now
-        run = RunFolder.create(s.run.out or default_out(s.data.data), overwrite=s.run.overwrite)
-        console.info(f"Run folder: {run.path}")
+        out, cluster = Path(s.run.out or default_out(s.data.data)), active_cluster()
+        if cluster is not None and not cluster.chief:  # the chief writes the run folder; this worker, its checkpoint
+            run = RunFolder.create(cluster.scratch(out), overwrite=True)
+        else:
+            run = RunFolder.create(out, overwrite=s.run.overwrite)
+            console.info(f"Run folder: {run.path}")
         checkpoint = Checkpoint(run.path, s)
         state = checkpoint.load() if s.run.resume else checkpoint.clear()
         if s.run.resume and state is None:
             console.warn(f"{run.path} has no checkpoint to resume from; starting from the beginning")
+        if cluster is not None:
+            cluster.agree("the checkpoint to resume from", state and [state["phase"], state["epochs_done"]])
         weights, head = self._weights(dataset)
         cache = feature_cache(s, weights)
 
@@ -91,6 +99,11 @@ class Trainer:
         fit = fit_recipe(weights, dataset, cache, s, views, extraction, head,
                          log_dir=run.file("tensorboard") if s.run.tensorboard else None,
                          resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"))
+        if cluster is not None and not cluster.chief:  # every collective step is done: the chief finishes alone
+            checkpoint.clear()
+            shutil.rmtree(run.path, ignore_errors=True)
+            console.info(f"Worker {cluster.index}: training finished; the chief writes the run folder {out}.")
+            return TrainResult(out, {})
         s, classifier = fit.settings, fit.classifier
         calibration = calibrate(fit, s)  # folded into the final model: test answers below are calibrated
         thresholds = thresholds_of(calibration, dataset.classes)
