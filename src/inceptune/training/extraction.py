@@ -20,6 +20,7 @@ from inceptune.features.sources import POOLED, SEARCH_KINDS, Source
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
 from inceptune.settings import Settings
+from inceptune.training.cluster import active as active_cluster
 
 
 def feature_cache(s: Settings, weights: Weights) -> FeatureCache:
@@ -53,10 +54,27 @@ def extract_and_group(dataset: Dataset, cache: FeatureCache, classifier: Classif
 
 def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier,
                      s: Settings) -> ExtractionStats:
-    stats = extract_to_cache(records, cache, classifier.extractor_base, feature_kinds(s), s.recipe.image_size,
-                             s.recipe.batch_size, runtime=s.run.extract_runtime)
+    """What the cache lacks of `records`. On a multi-worker cluster, each worker first computes its share
+    (every N-th image) and waits for the others: with a cache they share, each image is computed once;
+    with caches of their own, each worker then computes the rest itself."""
+    def extract(part: list[ImageRecord], description: str = "Extracting features") -> ExtractionStats:
+        return extract_to_cache(part, cache, classifier.extractor_base, feature_kinds(s), s.recipe.image_size,
+                                s.recipe.batch_size, runtime=s.run.extract_runtime, description=description)
+
+    cluster = active_cluster()
+    share = None
+    if cluster is not None:
+        share = extract(records[cluster.index::cluster.count], f"Extracting features (worker {cluster.index}'s share)")
+        cluster.gather(share.computed)  # a barrier: every worker's share is in its cache
+    stats = extract(records)
+    if share is not None:
+        stats.computed += share.computed
+        stats.from_cache -= share.computed
+        stats.seconds += share.seconds
+        stats.runtime = stats.runtime or share.runtime
     console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, "
-                 f"{stats.computed} computed ({stats.seconds:.1f}s).")
+                 f"{stats.computed} computed ({stats.seconds:.1f}s)"
+                 + (f", {share.computed} of them as worker {cluster.index}'s share." if share else "."))
     return stats
 
 
