@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import (SHARED_WEIGHTS, SMALL_SIZE, cached_entries, copy_subset, one_sentence_error, requires_shared,
+from conftest import (EXPORTS, SHARED_WEIGHTS, SMALL_SIZE, cached_entries, copy_subset, one_sentence_error, requires_shared,
                       run_cli)
 from inceptune.features.files import read_features_file
 from inceptune.hooks import SIGNAL_ENV
@@ -90,6 +90,7 @@ print(json.dumps({"summary": summary, "on_ray": on_ray}, default=float))
 """
 
 
+@EXPORTS  # one Ray cluster at a time, and none beside an ONNX conversion (tests/test_ray_cluster.py)
 def test_ray_engine_writes_the_same_vectors_and_predictions_as_the_local_engine(
         flowers_features, flowers_run, small_flowers, tmp_path):
     (tmp_path / "notes.jpg").write_text("not an image")

@@ -21,6 +21,7 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image, has_image_extension
 from inceptune.errors import ImageError, UserError
+from inceptune.storage import local_path
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -62,7 +63,7 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, 
     Raises:
         UserError: when the folder is missing or holds no usable images.
     """
-    root_path = Path(root).expanduser()
+    root_path = Path(local_path(root)).expanduser()  # a path, or a file:// URL (storage.py)
     if not root_path.exists():
         raise UserError(f"The dataset folder {root} does not exist.")
     if not root_path.is_dir():

@@ -2,10 +2,13 @@
 
 Each actor builds the backbone once and then decodes and embeds batch after
 batch; Ray runs decoding (reading the files in the actor) and inference of
-different batches concurrently across actors, and uses GPUs where the
-cluster has them. The driver writes the vectors into the same feature cache
-as the local engine, so both engines produce the same files. Connects to an
-existing cluster (`--ray-address`, or RAY_ADDRESS) or starts a local one.
+different batches concurrently across actors, spread over the cluster's
+nodes, and uses GPUs where the cluster has them. For `features`, each actor
+writes its vectors into the feature store itself (the same cache as the local
+engine, at a path or file:// URL every node reaches): only hashes and
+statuses travel back, and the driver writes nothing, so a `train` or
+`features` anywhere reads what the actors computed. Connects to an existing
+cluster (`--ray-address`, or RAY_ADDRESS) or starts a local one.
 """
 
 from __future__ import annotations
@@ -35,13 +38,17 @@ class _Embedder:
 
     def __init__(self, image_size: int, kind: str | None = None, weights_path: str | None = None,
                  weights_spec: str | None = None, run: str | None = None, unsafe: bool = False, tta: int = 1,
-                 runtime: str = DEFAULT_RUNTIME):
+                 runtime: str = DEFAULT_RUNTIME, store: dict | None = None):
         import inceptune
 
         inceptune._import_tensorflow_quietly()
         import keras
+        import ray
 
-        self.image_size = image_size
+        self.image_size, self.kind, self.cache = image_size, kind, None
+        self.node = ray.get_runtime_context().get_node_id()
+        if store is not None:  # the actor writes its vectors into the feature store itself
+            self.cache = FeatureCache(store["root"], store["space"])
         if run is not None:
             from inceptune.inference.model import load
 
@@ -76,8 +83,14 @@ class _Embedder:
             computed = np.asarray(self.infer(np.stack(images)), np.float32)
             vectors = np.zeros((len(ok), computed.shape[1]), np.float32)
             vectors[np.array(ok)] = computed
+        if self.cache is not None:  # into the store; nothing but the statuses goes back
+            for sha, good, vector in zip(batch["sha256"], ok, vectors):
+                if good:
+                    self.cache.put(self.kind, str(sha), vector)
+            vectors = np.zeros((len(ok), 0), np.float32)
         return {"sha256": batch["sha256"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
-                "vector": vectors}
+                "vector": vectors, "writer": np.array([self.cache.writer if self.cache else ""] * len(ok)),
+                "node": np.array([self.node] * len(ok))}
 
 
 def _map(items: list[dict], constructor: dict, batch_size: int, address: str | None, description: str):
@@ -97,7 +110,7 @@ def _map(items: list[dict], constructor: dict, batch_size: int, address: str | N
         actors = gpus or max(1, min(4, int(resources.get("CPU", 1)) // 2))
         outputs = ray.data.from_items(items).map_batches(
             _Embedder, fn_constructor_kwargs=constructor, batch_size=batch_size, concurrency=actors,
-            num_gpus=1 if gpus else 0, batch_format="numpy")
+            num_gpus=1 if gpus else 0, batch_format="numpy", scheduling_strategy="SPREAD")
         with console.progress(description, total=len(items)) as advance:
             for batch in outputs.iter_batches(batch_size=batch_size, batch_format="numpy"):
                 yield batch
@@ -139,7 +152,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
 
 def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str, weights: Weights,
                      image_size: int, batch_size: int, address: str | None = None) -> ExtractionStats:
-    """Compute the missing `kind` vectors of `records` on Ray and put them in the cache."""
+    """Compute the missing `kind` vectors of `records` on Ray: the actors put them in the cache themselves."""
     _require_ray()
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
@@ -147,15 +160,20 @@ def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str,
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         constructor = {"image_size": image_size, "kind": kind, "weights_spec": weights.spec,
-                       "weights_path": str(weights.path) if weights.path else None}
+                       "weights_path": str(weights.path) if weights.path else None,
+                       "store": {"root": str(cache.dir.parent), "space": cache.space}}
+        writers, nodes = set(), set()
         for batch in _map(todo, constructor, batch_size, address, "Extracting features (Ray)"):
-            for sha, path, ok, error, vector in zip(batch["sha256"], batch["path"], batch["ok"], batch["error"],
-                                                    batch["vector"]):
+            for path, ok, error, writer, node in zip(batch["path"], batch["ok"], batch["error"], batch["writer"],
+                                                     batch["node"]):
                 if ok:
-                    cache.put(kind, str(sha), vector)
+                    writers.add(str(writer))
+                    nodes.add(str(node))
                     hooks.reached("feature_cached")
                     stats.computed += 1
                 else:
                     stats.failed.append((str(path), str(error)))
+        console.info(f"Ray: {stats.computed} vectors written into the feature store {cache.dir.parent} by "
+                     f"{len(writers)} actor(s) on {len(nodes)} node(s); the driver wrote none.")
     stats.seconds = time.perf_counter() - start
     return stats

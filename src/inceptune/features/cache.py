@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from inceptune.atomic import atomic_write_json
+from inceptune.storage import local_path
 
 CACHE_ENV_VAR = "INCEPTUNE_CACHE"
 SHARD_BYTES = 256 * 2**20
@@ -79,7 +80,7 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike, space: dict):
         key = hashlib.sha256(json.dumps(space, sort_keys=True).encode()).hexdigest()[:16]
         self.space = space
-        self.dir = Path(root).expanduser() / key
+        self.dir = Path(local_path(root)).expanduser() / key  # a path, or a file:// URL (storage.py)
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.dir / "space.json").exists():
             atomic_write_json(self.dir / "space.json", space)
@@ -90,6 +91,11 @@ class FeatureCache:
         self._writer = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._shards: dict[str, tuple] = {}  # kind -> (open file, its name, its number)
         self._readers: dict[str, int] = {}  # shard name -> file descriptor
+
+    @property
+    def writer(self) -> str:
+        """This process's name in the shard files it writes (`shards/KIND/WRITER-N.bin`)."""
+        return self._writer
 
     def legacy_path(self, kind: str, sha256: str) -> Path:
         """Where inceptune before 0.6 kept an entry: one .npy file."""

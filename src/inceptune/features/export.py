@@ -24,6 +24,7 @@ from inceptune import console
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, scan_dataset
 from inceptune.errors import UserError
+from inceptune.storage import local_path
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.extract import POOLINGS, extract_to_cache, pooled_kind
 from inceptune.features.files import check_format, write_features
@@ -54,6 +55,7 @@ def in_shard(path: str, root: str, index: int, count: int) -> bool:
 
 def list_inputs(data: str) -> tuple[list[ImageRecord], str]:
     """Records (with labels when `data` is a folder of class folders) and the root for sharding."""
+    data = local_path(data)  # a path, or a file:// URL (storage.py)
     root = Path(data)
     if root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
         scan = scan_dataset(root, min_classes=1)

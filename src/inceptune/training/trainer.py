@@ -144,9 +144,10 @@ class Trainer:
         if s.recipe.from_model:
             from inceptune.features.cache import default_cache_dir
             from inceptune.models.source import load_source
+            from inceptune.storage import local_path
 
-            source = load_source(s.recipe.from_model, dataset.classes, Path(s.run.cache_dir or default_cache_dir()),
-                                 s.run.unsafe)
+            cache_root = Path(local_path(s.run.cache_dir or default_cache_dir()))
+            source = load_source(s.recipe.from_model, dataset.classes, cache_root, s.run.unsafe)
             weights, head = source.weights, source.head
         else:
             weights, head = resolve_weights(s.recipe.weights), None

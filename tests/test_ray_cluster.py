@@ -1,0 +1,115 @@
+"""`features --engine ray` on a Ray cluster of two nodes (a head and a second `ray start --address`, each with
+its own temp dir, on localhost), photos and feature store given as file:// URLs: the actors write every
+vector into the store themselves, the driver none, and a following `train` reads them all from there."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared
+
+pytest.importorskip("ray", reason="needs Ray: pip install 'inceptune[ray]'")
+# Ray processes at 75 px are light, but a conversion to ONNX beside them is not: they take turns (conftest).
+pytestmark = [requires_shared, EXPORTS]
+
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+SIZE = ("--image-size", "75", "--weights", str(SHARED_WEIGHTS))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _node(*args: str) -> subprocess.Popen:
+    """`ray start --block ...` in a process group of its own; returns once it says the runtime started."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    node = subprocess.Popen([ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+                             "--disable-usage-stats", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, **RAY_ENV}, start_new_session=True)
+    seen = []
+    for line in node.stdout:  # the line Ray prints once the node has joined: a known point, not a wait
+        seen.append(line)
+        if "Ray runtime started" in line:
+            return node
+    pytest.fail("ray start failed:\n" + "".join(seen[-30:]))
+
+
+@pytest.fixture
+def cluster():
+    port = _free_port()
+    temp = [tempfile.mkdtemp(prefix="rh", dir="/tmp"), tempfile.mkdtemp(prefix="rw", dir="/tmp")]  # short: sockets
+    nodes = [_node("--head", "--port", str(port), "--temp-dir", temp[0], "--include-dashboard", "false")]
+    try:
+        nodes.append(_node("--address", f"127.0.0.1:{port}", "--temp-dir", temp[1]))
+        yield f"127.0.0.1:{port}"
+    finally:
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+        for folder in temp:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cli(*args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "inceptune", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **RAY_ENV})
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
+
+
+def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_path):
+    from inceptune.features.files import read_features_file
+
+    import inceptune
+
+    photos = copy_subset(FLOWERS, tmp_path / "photos", per_class=8)
+    store = tmp_path / "store"  # neither node's default cache, nor the session's
+    vectors, writers = {}, set()
+    for layer in ("mixed10", "mixed5"):  # what a `train --search none` without fine-tuning reads
+        out = tmp_path / f"{layer}.parquet"
+        proc, driver = _cli("features", photos.as_uri(), "--out", str(out), "--layer", layer, "--engine", "ray",
+                            "--ray-address", cluster, "--cache-dir", store.as_uri(), "--batch-size", "4", *SIZE)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        log = " ".join(proc.stderr.split())
+        found = re.search(r"Ray: (\d+) vectors written into the feature store \S+ by (\d+) actor\(s\) on (\d+) "
+                          r"node\(s\); the driver wrote none", log)
+        assert found and found.groups() == ("40", "2", "2"), log[-2000:]
+        shards = list(store.glob("*/shards/*/*.bin"))
+        pids = {int(s.name.split("-")[0]) for s in shards}
+        assert driver not in pids and len(pids) >= 2, (driver, shards)  # written by the actors, not the driver
+        writers |= pids
+        vectors[layer] = read_features_file(out)
+        assert len(vectors[layer].hashes) == 40
+
+    # the local engine on the same photos, into a cache of its own: the same vectors
+    local = tmp_path / "local.parquet"
+    inceptune.extract_features_file(str(photos), str(local), layer="mixed10", image_size=75,
+                                    weights=str(SHARED_WEIGHTS), batch_size=4, cache_dir=str(tmp_path / "own"))
+    mine, theirs = vectors["mixed10"], read_features_file(local)
+    row = {h: i for i, h in enumerate(theirs.hashes)}
+    assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
+
+    # a `train` elsewhere (this process's own cache is not the store) reads every vector from the store
+    proc, _ = _cli("train", photos.as_uri(), "--out", str(tmp_path / "run"), "--cache-dir", store.as_uri(),
+                   "--search", "none", "--fine-tune-epochs", "0", "--no-refit", "--epochs", "2", *SIZE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Features: 40 images, 40 from cache, 0 computed" in " ".join(proc.stderr.split())
+    after = {int(s.name.split("-")[0]) for s in store.glob("*/shards/*/*.bin")}
+    assert after == writers  # train wrote nothing into the store
