@@ -90,6 +90,8 @@ def cross_validate(data=None, *, config=None, **settings) -> CrossValidation:
         (500, 5)
     """
     s = resolve("cv", {**settings, **({"data": data} if data is not None else {})}, config)
+    if s.run.distribute == "multi-worker":
+        raise UserError("cv runs in one process; --distribute multi-worker is for train.")
     with training_devices(s.run.precision, s.run.distribute):
         return _cross_validate(s)
 

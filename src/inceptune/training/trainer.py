@@ -17,6 +17,7 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
 from inceptune.deploy.auto_export import export_fastest
+from inceptune.errors import UserError
 from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.extract import ExtractionStats
@@ -58,6 +59,9 @@ def train(data=None, *, config=None, **settings) -> TrainResult:
         >>> inceptune.train(config="runs/photos/config.json", out="runs/again")  # the same run again
     """
     s = resolve("train", {**settings, **({"data": data} if data is not None else {})}, config)
+    if s.scratch.arch and s.run.distribute == "multi-worker":
+        raise UserError("--distribute multi-worker trains the pretrained recipe; a network from scratch (--arch) "
+                        "trains in one process.")
     with training_devices(s.run.precision, s.run.distribute) as devices:
         if devices["policy"] != "float32" or devices["replicas"] > 1:
             console.info(f"Devices: {devices['policy']} precision, {devices['replicas']} replica(s)"
