@@ -19,12 +19,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from inceptune.deploy.loadtest import free_ports
 
 import common
 from machine import describe
@@ -66,16 +67,6 @@ def run(args, out: Path, cache: Path, workers: int) -> dict:
             "extraction_images_per_second": features["images"] / features["seconds"] if features["seconds"] else None,
             "phase1_images_per_second": rates["head"], "phase2_images_per_second": rates["fine-tune"],
             "val_loss": [float(r["val_loss"]) for r in history], "log_tail": logs[0][-600:]}
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def main() -> None:

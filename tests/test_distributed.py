@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from conftest import SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared
 from contract import check_run_folder
+from inceptune.deploy.loadtest import free_ports
 
 pytestmark = requires_shared
 
@@ -51,19 +51,9 @@ def _history(run: Path) -> list[dict]:
                 for r in csv.DictReader(f)]
 
 
-def _ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(data: Path, out: Path, *extra: str, env: dict | None = None) -> list[subprocess.Popen]:
     """Both workers of a fresh two-worker cluster on localhost: worker 0 (the chief) and worker 1."""
-    hosts = [f"localhost:{p}" for p in _ports(2)]
+    hosts = [f"localhost:{p}" for p in free_ports(2)]
     workers = []
     for index in range(2):
         config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}

@@ -1,9 +1,11 @@
-"""`features --engine ray` on a Ray cluster of two nodes (a head and a second `ray start --address`, each with
-its own temp dir, on localhost), photos and feature store given as file:// URLs: the actors write every
-vector into the store themselves, the driver none, and a following `train` reads them all from there."""
+"""`features` and `predict --engine ray` on a Ray cluster of two nodes (a head and a second `ray start
+--address`, each with its own temp dir, on localhost), photos and feature store given as file:// URLs: the
+actors write every vector into the store themselves, the driver none, a following `train` reads them all
+from there, and `predict` on the cluster answers as local `predict` does."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared
+from inceptune.deploy.loadtest import free_port
 
 pytest.importorskip("ray", reason="needs Ray: pip install 'inceptune[ray]'")
 # Ray processes at 75 px are light, but a conversion to ONNX beside them is not: they take turns (conftest).
@@ -24,14 +27,6 @@ pytestmark = [requires_shared, EXPORTS]
 
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 SIZE = ("--image-size", "75", "--weights", str(SHARED_WEIGHTS))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _node(*args: str) -> subprocess.Popen:
@@ -50,7 +45,7 @@ def _node(*args: str) -> subprocess.Popen:
 
 @pytest.fixture
 def cluster():
-    port = _free_port()
+    port = free_port()
     temp = [tempfile.mkdtemp(prefix="rh", dir="/tmp"), tempfile.mkdtemp(prefix="rw", dir="/tmp")]  # short: sockets
     nodes = [_node("--head", "--port", str(port), "--temp-dir", temp[0], "--include-dashboard", "false")]
     try:
@@ -113,3 +108,13 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_pat
     assert "Features: 40 images, 40 from cache, 0 computed" in " ".join(proc.stderr.split())
     after = {int(s.name.split("-")[0]) for s in store.glob("*/shards/*/*.bin")}
     assert after == writers  # train wrote nothing into the store
+
+    # and `predict --engine ray` on the same two nodes answers as local `predict` does
+    images = [str(p) for p in sorted(photos.rglob("*.jpg"))[::5]]
+    proc, _ = _cli("predict", str(tmp_path / "run"), *images, "--engine", "ray", "--ray-address", cluster, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    on_ray, local = json.loads(proc.stdout), inceptune.predict(str(tmp_path / "run"), images)
+    assert [r["path"] for r in on_ray] == images
+    for a, b in zip(on_ray, local):
+        assert a["top"][0]["label"] == b["top"][0]["label"]
+        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5

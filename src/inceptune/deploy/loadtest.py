@@ -25,6 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` different free ports (a local cluster's workers)."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
 @contextmanager
 def serving(run: str, *args: str, port: int | None = None, startup_timeout: float = 180, env: dict | None = None):
     """`inceptune serve RUN ARGS` on localhost (with `env` added to this environment) until the block ends;

@@ -29,6 +29,9 @@ from inceptune.models.weights import Weights
 from inceptune.settings.schema import DEFAULTS
 
 
+ACTORS_READY_S = 600  # how long the actors may take to start and load the model before the run fails
+
+
 class _Embedder:
     """A Ray actor: a model loaded once, then batches of paths -> output rows.
 
@@ -103,6 +106,9 @@ def _map(items: list[dict], constructor: dict, batch_size: int, address: str | N
                  configure_logging=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # inceptune shows its own bar
+    # Dispatch once every actor has loaded its model, so the work spreads over all of them (and all nodes)
+    # instead of going to whichever loaded first.
+    context.wait_for_min_actors_s = ACTORS_READY_S
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
         resources = ray.cluster_resources()
@@ -115,6 +121,9 @@ def _map(items: list[dict], constructor: dict, batch_size: int, address: str | N
             for batch in outputs.iter_batches(batch_size=batch_size, batch_format="numpy"):
                 yield batch
                 advance(len(batch["path"]))
+    except ray.exceptions.GetTimeoutError:
+        raise UserError(f"The Ray cluster did not start {actors} model actor(s) within {ACTORS_READY_S} s; it may "
+                        "lack the CPUs, GPUs or memory for them.") from None
     finally:
         if started_here:
             ray.shutdown()
