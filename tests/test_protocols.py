@@ -138,3 +138,9 @@ def test_keys_come_from_the_flag_a_file_or_the_environment(tmp_path, monkeypatch
     check_exposure("0.0.0.0", [], no_auth=True)
     with pytest.raises(UserError, match="--no-auth"):
         check_exposure("0.0.0.0", [], no_auth=False)
+
+
+def test_a_run_is_served_under_the_name_its_triton_repository_uses():
+    assert protocols.model_name("flowers") == "flowers"
+    assert protocols.model_name("my run:2") == "my_run_2"
+    assert protocols.model_name("...") == "model"

@@ -42,6 +42,7 @@ from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.deploy.accuracy import held_out
 from inceptune.deploy.litert_metadata import add_litert_metadata, litert_description
+from inceptune.deploy.protocols import model_name
 from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
                                        quantize_int8)
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
@@ -255,7 +256,7 @@ def _run_files(folder: RunFolder, splits: tuple[str, ...], count: int) -> list[t
 def _bytes_signature_diff(folder: RunFolder, artefact: Path, model: keras.Model, image_size: int,
                           multilabel: bool) -> float:
     """Largest probability difference between the SavedModel's bytes signature on the run's image files
-    and model.keras on the same files decoded and resized as `predict` does them (inf without such files)."""
+    and model.keras on the same files decoded and resized as `predict` does them (0 without such files)."""
     import tensorflow as tf
 
     files = [(path, pixels) for path, pixels in _run_files(folder, ("test", "val", "train"), PARITY_IMAGES)
@@ -280,7 +281,7 @@ def _triton(run: str, out: str | None, quantize: str | None) -> dict:
         export(run, "onnx")
         onnx_file = folder.path / "export" / "onnx" / FILES["onnx"]
     target = Path(out) if out else folder.path / "export" / "triton"
-    name = _model_name(folder.path.name)
+    name = model_name(folder.path.name)
     config = write_repository(onnx_file, target, name, folder.classes)
     report = {"format": "triton", "path": str(config), "model_name": name, "from": str(onnx_file),
               "model_sha256": file_fingerprint(folder.model_path), "image_size": folder.image_size}
@@ -288,12 +289,6 @@ def _triton(run: str, out: str | None, quantize: str | None) -> dict:
     console.info(f"Wrote a Triton model repository to {target} (model '{name}', ONNX Runtime backend): "
                  f"tritonserver --model-repository {target}")
     return report
-
-
-def _model_name(run_name: str) -> str:
-    """A model name Triton and URLs take: letters, digits, '-', '_' and '.'."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_name).strip("._")
-    return cleaned or "model"
 
 
 def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:

@@ -246,3 +246,10 @@ def _serialize(value: np.ndarray) -> bytes:
     if value.dtype == object:
         return b"".join(struct.pack("<I", len(v)) + v for v in value.reshape(-1))
     return np.ascontiguousarray(value, dtype="<f4" if value.dtype != np.bool_ else np.bool_).tobytes()
+
+
+def model_name(run_name: str) -> str:
+    """The name a run is served and exported under (v1/v2 routes, Triton's repository): its folder's name with
+    only letters, digits, '-', '_' and '.'."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_name).strip("._")
+    return cleaned or "model"

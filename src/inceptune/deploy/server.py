@@ -163,11 +163,12 @@ def create_app(run: str, runtime: str = DEFAULT_RUNTIME, top: int = 5, max_batch
     """The FastAPI app serving a run folder's model (see the module docstring for the routes).
 
     `keys`: the API keys every route but health requires (none: open); `cors`: the origins browsers may call
-    it from (none: CORS off); `model_name`: its name in the v1/v2 routes (default: the run folder's name).
+    it from (none: CORS off); `model_name`: its name in the v1/v2 routes (default: the run folder's name, cleaned
+    as `export --format triton` cleans it).
     """
     model = load(run, runtime=runtime, unsafe=unsafe)
     classes = model.classes
-    name = model_name or model.folder.path.name
+    name = model_name or protocols.model_name(model.folder.path.name)
     scored = model.ood_threshold is not None
     metrics = ServerMetrics()
     batcher = MicroBatcher(model.infer_scored, max_batch=max_batch,  # rows: probabilities, then the OOD score
