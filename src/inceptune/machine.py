@@ -23,11 +23,14 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    versions = {}
-    for package in RUNTIME_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
+    versions = {package: version for package in RUNTIME_PACKAGES if (version := installed_version(package))}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu, "cores": cores, "system": platform.system(), **versions}
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of `package`, or None when it is not installed."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -24,7 +24,6 @@ import os
 import shutil
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import keras
@@ -33,7 +32,7 @@ import numpy as np
 from inceptune import console, hooks
 from inceptune.atomic import atomic_write_json
 from inceptune.errors import UserError
-from inceptune.machine import machine
+from inceptune.machine import installed_version, machine
 
 EXACT = 1e-4  # largest absolute difference from Keras, on any output of any image, for OpenVINO to be used
 MIN_IMAGES = 300  # auto converts only for at least this many images: ~6 s to convert, ~4 batches to check and time
@@ -54,7 +53,7 @@ class ExtractorRunner:
         self._machine = machine()
         if choice == "keras" or keras.config.dtype_policy().name != "float32":
             return
-        if not _installed("openvino"):
+        if installed_version("openvino") is None:
             if choice == "openvino":
                 raise UserError("--extract-runtime openvino needs OpenVINO: pip install 'inceptune[openvino]'.")
             return
@@ -180,7 +179,7 @@ def _max_diff(expected: dict, got: dict, kinds: list[str]) -> float:
 
 def _key(kinds: list[str], image_size: int) -> str:
     what = {"kinds": sorted(kinds), "image_size": image_size, "keras": keras.__version__,
-            "openvino": _version("openvino")}
+            "openvino": installed_version("openvino")}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -193,14 +192,3 @@ def _read(folder: Path) -> dict:
         return json.loads((folder / CHOICE_FILE).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _installed(package: str) -> bool:
-    return _version(package) is not None
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
