@@ -53,11 +53,13 @@ def audit(data=None, *, config=None, **settings) -> AuditResult:
         >>> inceptune.train("photos/", exclude="audits/photos/issues.csv")  # or the fixes audit.html downloads
     """
     from inceptune.models.weights import resolve_weights
+    from inceptune.storage import local_path
     from inceptune.training.extraction import extract_and_group, feature_cache
     from inceptune.training.inputs import load_training_data
     from inceptune.training.two_phase import new_classifier
 
     s = resolve("audit", {**settings, **({"data": data} if data is not None else {})}, config)
+    local_path(s.data.data, "audit (CleanVision opens each photo as a file)")  # an object store: one sentence
     start = time.perf_counter()
     dataset, _ = load_training_data(s)
     out = Path(s.run.out or Path("runs") / f"audit-{Path(s.data.data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")

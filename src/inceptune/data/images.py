@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inceptune.errors import ImageError
+from inceptune.storage import read_bytes
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 DEFAULT_MAX_PIXELS = 100_000_000  # about 10000 x 10000; larger files are skipped
@@ -67,7 +68,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode an image file; see `decode_image`."""
     try:
-        data = Path(path).read_bytes()
+        data = read_bytes(path)  # a path, a file:// URL or an object (storage.py)
     except OSError as exc:
         raise ImageError(f"cannot read file ({exc.strerror or exc})") from None
     return decode_image(data, max_pixels=max_pixels)

@@ -7,7 +7,9 @@ Two layouts are understood:
 
 Images may sit in nested folders under a class folder. Hidden files and
 folders, non-image extensions and undecodable files are skipped with a
-reason; symlinked folders are followed once (loops are cut).
+reason; symlinked folders are followed once (loops are cut). The folder may
+be an object store's URL (s3://bucket/photos): its listing is walked the same
+way, and records keep each photo's URL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image, has_image_extension
 from inceptune.errors import ImageError, UserError
-from inceptune.storage import local_path
+from inceptune.data.remote_tree import location_tree
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -63,8 +65,8 @@ def scan_dataset(root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, 
     Raises:
         UserError: when the folder is missing or holds no usable images.
     """
-    root_path = Path(local_path(root)).expanduser()  # a path, or a file:// URL (storage.py)
-    if not root_path.exists():
+    root_path = location_tree(root)  # a path, a file:// URL, or an object store's listing (data/remote_tree.py)
+    if root_path is None or not root_path.exists():
         raise UserError(f"The dataset folder {root} does not exist.")
     if not root_path.is_dir():
         raise UserError(f"{root} is a file; expected a folder holding one subfolder per class.")
@@ -156,7 +158,7 @@ def _walk_files(class_dir: Path, skipped: list[SkippedFile]) -> list[Path]:
     return sorted(files)
 
 
-def _check_one(path: Path, max_pixels: int) -> tuple[str | None, str | None]:
+def _check_one(path, max_pixels: int) -> tuple[str | None, str | None]:
     """Return (sha256, None) for a usable image, (None, reason) otherwise."""
     try:
         data = path.read_bytes()

@@ -90,6 +90,7 @@ class _Embedder:
             for sha, good, vector in zip(batch["sha256"], ok, vectors):
                 if good:
                     self.cache.put(self.kind, str(sha), vector)
+            self.cache.flush()  # an object store: published before the driver hears of them
             vectors = np.zeros((len(ok), 0), np.float32)
         return {"sha256": batch["sha256"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
                 "vector": vectors, "writer": np.array([self.cache.writer if self.cache else ""] * len(ok)),
@@ -165,12 +166,12 @@ def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str,
     _require_ray()
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
-    todo = [{"sha256": h, "path": p} for h, p in unique.items() if not cache.has(kind, h)]
+    todo = [{"sha256": h, "path": unique[h]} for h in cache.missing([kind], list(unique))]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         constructor = {"image_size": image_size, "kind": kind, "weights_spec": weights.spec,
                        "weights_path": str(weights.path) if weights.path else None,
-                       "store": {"root": str(cache.dir.parent), "space": cache.space}}
+                       "store": {"root": cache.root, "space": cache.space}}
         writers, nodes = set(), set()
         for batch in _map(todo, constructor, batch_size, address, "Extracting features (Ray)"):
             for path, ok, error, writer, node in zip(batch["path"], batch["ok"], batch["error"], batch["writer"],
@@ -182,7 +183,7 @@ def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str,
                     stats.computed += 1
                 else:
                     stats.failed.append((str(path), str(error)))
-        console.info(f"Ray: {stats.computed} vectors written into the feature store {cache.dir.parent} by "
+        console.info(f"Ray: {stats.computed} vectors written into the feature store {cache.root} by "
                      f"{len(writers)} actor(s) on {len(nodes)} node(s); the driver wrote none.")
     stats.seconds = time.perf_counter() - start
     return stats

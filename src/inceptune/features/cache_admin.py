@@ -15,13 +15,18 @@ import time
 from pathlib import Path
 
 from inceptune.errors import UserError
-from inceptune.features.cache import INDEX, SHARDS, default_cache_dir, open_index
+from inceptune.features.cache import INDEX, SHARDS, default_cache_dir, mirror_dir, open_index
+from inceptune.storage import is_remote, local_path
 
 BUSY_SECONDS = 3600
 
 
 def spaces(root: str | Path | None = None) -> list[Path]:
-    root = Path(root).expanduser() if root else default_cache_dir()
+    root = root or default_cache_dir()
+    if is_remote(root):
+        raise UserError(f"{root}: cache info and cache prune read a local cache; an object store's objects are "
+                        f"listed and expired with its own tools (this machine's mirror of it: {mirror_dir(str(root))}).")
+    root = Path(local_path(root)).expanduser()
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "space.json").is_file())

@@ -171,10 +171,11 @@ def similar(features: str, image: str, k: int = 5, weights: str | None = None) -
     from inceptune.data.images import load_image
     from inceptune.data.pipeline import resize_image
     from inceptune.errors import ImageError
+    from inceptune.storage import read_bytes
 
     table: FeatureTable = read_features_file(features)
     try:
-        digest = hashlib.sha256(Path(image).read_bytes()).hexdigest()
+        digest = hashlib.sha256(read_bytes(image)).hexdigest()
         pixels = load_image(image)
     except (OSError, ImageError) as exc:
         raise UserError(f"{image} could not be read ({getattr(exc, 'reason', None) or exc}).") from None

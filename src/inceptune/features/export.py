@@ -16,7 +16,6 @@ import os
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +23,8 @@ from inceptune import console
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, scan_dataset
 from inceptune.errors import UserError
-from inceptune.storage import local_path
+from inceptune.data.remote_tree import location_tree
+from inceptune.storage import read_bytes
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.extract import POOLINGS, extract_to_cache, pooled_kind
 from inceptune.features.files import check_format, write_features
@@ -55,13 +55,12 @@ def in_shard(path: str, root: str, index: int, count: int) -> bool:
 
 def list_inputs(data: str) -> tuple[list[ImageRecord], str]:
     """Records (with labels when `data` is a folder of class folders) and the root for sharding."""
-    data = local_path(data)  # a path, or a file:// URL (storage.py)
-    root = Path(data)
-    if root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
-        scan = scan_dataset(root, min_classes=1)
+    root = location_tree(data)  # a path, a file:// URL, or an object store's listing (data/remote_tree.py)
+    if root is not None and root.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        scan = scan_dataset(data, min_classes=1)
         for s in scan.skipped:
             console.warn(f"skipped {s.path}: {s.reason}")
-        return scan.records, str(root)
+        return scan.records, scan.root
     paths = expand_inputs([data])
     with ThreadPoolExecutor(max_workers=8) as pool:
         hashes = list(pool.map(_sha256, paths))
@@ -70,7 +69,7 @@ def list_inputs(data: str) -> tuple[list[ImageRecord], str]:
 
 def _sha256(path: str) -> str | None:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return hashlib.sha256(read_bytes(path)).hexdigest()
     except OSError as exc:
         console.warn(f"skipped {path}: cannot read file ({exc.strerror})")
         return None

@@ -91,21 +91,24 @@ def extract_to_cache(
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         extractor = ExtractorRunner(build_extractor(backbone, kinds), kinds, cache.dir, runtime, len(todo))
-        with console.progress(description, total=len(todo)) as advance:
-            for batch in image_batches([p for _, p in todo], image_size, batch_size):
-                for index, reason in batch.failures:
-                    stats.failed.append((todo[index][1], reason))
-                if len(batch.positions):
-                    images = batch.images if augment is None else augment(batch.images, training=True)
-                    outputs = extractor(images)
-                    for row, index in enumerate(batch.positions):
-                        for kind in kinds:
-                            if cache.has(kind, todo[index][0]):
-                                continue  # another kind was missing: this one stays as it is, not written twice
-                            cache.put(kind, todo[index][0], outputs[kind][row])
-                        hooks.reached("feature_cached")
-                    stats.computed += len(batch.positions)
-                advance(len(batch.positions) + len(batch.failures))
+        try:
+            with console.progress(description, total=len(todo)) as advance:
+                for batch in image_batches([p for _, p in todo], image_size, batch_size):
+                    for index, reason in batch.failures:
+                        stats.failed.append((todo[index][1], reason))
+                    if len(batch.positions):
+                        images = batch.images if augment is None else augment(batch.images, training=True)
+                        outputs = extractor(images)
+                        for row, index in enumerate(batch.positions):
+                            for kind in kinds:
+                                if cache.has(kind, todo[index][0]):
+                                    continue  # another kind was missing: this one stays as it is, not written twice
+                                cache.put(kind, todo[index][0], outputs[kind][row])
+                            hooks.reached("feature_cached")
+                        stats.computed += len(batch.positions)
+                    advance(len(batch.positions) + len(batch.failures))
+        finally:
+            cache.flush()  # an object store: publish what is held in memory, Ctrl-C included
         stats.runtime = extractor.name
     stats.seconds = time.perf_counter() - start
     if stats.computed:

@@ -146,12 +146,10 @@ class Trainer:
         """The backbone's starting weights, and a saved head to keep (--from a run with the same classes)."""
         s = self.settings
         if s.recipe.from_model:
-            from inceptune.features.cache import default_cache_dir
+            from inceptune.features.cache import local_cache_root
             from inceptune.models.source import load_source
-            from inceptune.storage import local_path
 
-            cache_root = Path(local_path(s.run.cache_dir or default_cache_dir()))
-            source = load_source(s.recipe.from_model, dataset.classes, cache_root, s.run.unsafe)
+            source = load_source(s.recipe.from_model, dataset.classes, local_cache_root(s.run.cache_dir), s.run.unsafe)
             weights, head = source.weights, source.head
         else:
             weights, head = resolve_weights(s.recipe.weights), None
