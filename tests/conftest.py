@@ -246,3 +246,50 @@ def flowers_run(small_flowers, tmp_path_factory):
     """A five-class run at 150x150 on 60 flowers5 images (a third held out for testing), both phases."""
     return _small_run(small_flowers, tmp_path_factory, "flowers", fine_tune_epochs=1, val_split=0.2,
                       test_split=0.34)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint on localhost: moto's server, over HTTP, in a thread of this process (its start waits
+    on the server's own ready event). AWS_* in this process's environment point every client at it, and
+    every process started from here (the CLI, Ray nodes and their actors) inherits them."""
+    pytest.importorskip("s3fs", reason="needs s3fs: pip install 'inceptune[s3]'")
+    server_module = pytest.importorskip("moto.server", reason="needs moto's server: pip install 'moto[server]'")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ACCESS_KEY_ID": "inceptune-tests", "AWS_SECRET_ACCESS_KEY": "inceptune-tests",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield env["AWS_ENDPOINT_URL"]
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint):
+    """A new, empty bucket on the local S3 endpoint: its s3:// URL."""
+    import secrets
+
+    import s3fs
+
+    name = f"inceptune-{secrets.token_hex(4)}"
+    s3fs.S3FileSystem().mkdir(name)
+    return f"s3://{name}"
+
+
+def upload(folder: Path, url: str) -> str:
+    """Every file under `folder` into the object store at `url`, keeping relative paths; returns `url`."""
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(url)
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        fs.put_file(str(f), f"{base}/{f.relative_to(folder).as_posix()}")
+    return url

@@ -1,7 +1,8 @@
 """`features` and `predict --engine ray` on a Ray cluster of two nodes (a head and a second `ray start
 --address`, each with its own temp dir, on localhost), photos and feature store given as file:// URLs: the
 actors write every vector into the store themselves, the driver none, a following `train` reads them all
-from there, and `predict` on the cluster answers as local `predict` does."""
+from there, and `predict` on the cluster answers as local `predict` does. Then the same with photos and store
+in a bucket (a real S3 endpoint on localhost): the actors read the photos and publish the vectors there."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 
-from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared
+from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared, upload
 from inceptune.deploy.loadtest import free_port
 
 pytest.importorskip("ray", reason="needs Ray: pip install 'inceptune[ray]'")
@@ -44,7 +46,7 @@ def _node(*args: str) -> subprocess.Popen:
 
 
 @pytest.fixture
-def cluster():
+def cluster(s3_endpoint):  # every node, and so every actor, reaches the S3 endpoint (AWS_* in the environment)
     port = free_port()
     temp = [tempfile.mkdtemp(prefix="rh", dir="/tmp"), tempfile.mkdtemp(prefix="rw", dir="/tmp")]  # short: sockets
     nodes = [_node("--head", "--port", str(port), "--temp-dir", temp[0], "--include-dashboard", "false")]
@@ -69,7 +71,16 @@ def _cli(*args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, i
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
 
 
-def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_path):
+def _written_by_actors(proc: subprocess.CompletedProcess) -> None:
+    """The run succeeded and its log says 40 vectors were written by 2 actors on 2 nodes, none by the driver."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = " ".join(proc.stderr.split())
+    found = re.search(r"Ray: (\d+) vectors written into the feature store \S+ by (\d+) actor\(s\) on (\d+) "
+                      r"node\(s\); the driver wrote none", log)
+    assert found and found.groups() == ("40", "2", "2"), log[-2000:]
+
+
+def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, bucket, tmp_path):
     from inceptune.features.files import read_features_file
 
     import inceptune
@@ -81,11 +92,7 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_pat
         out = tmp_path / f"{layer}.parquet"
         proc, driver = _cli("features", photos.as_uri(), "--out", str(out), "--layer", layer, "--engine", "ray",
                             "--ray-address", cluster, "--cache-dir", store.as_uri(), "--batch-size", "4", *SIZE)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        log = " ".join(proc.stderr.split())
-        found = re.search(r"Ray: (\d+) vectors written into the feature store \S+ by (\d+) actor\(s\) on (\d+) "
-                          r"node\(s\); the driver wrote none", log)
-        assert found and found.groups() == ("40", "2", "2"), log[-2000:]
+        _written_by_actors(proc)
         shards = list(store.glob("*/shards/*/*.bin"))
         pids = {int(s.name.split("-")[0]) for s in shards}
         assert driver not in pids and len(pids) >= 2, (driver, shards)  # written by the actors, not the driver
@@ -99,6 +106,18 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_pat
                                     weights=str(SHARED_WEIGHTS), batch_size=4, cache_dir=str(tmp_path / "own"))
     mine, theirs = vectors["mixed10"], read_features_file(local)
     row = {h: i for i, h in enumerate(theirs.hashes)}
+    assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
+
+    # photos and store in a bucket: each actor reads its photos and publishes its vectors there itself
+    in_bucket, bucket_store = upload(photos, f"{bucket}/photos"), f"{bucket}/store"
+    proc, driver = _cli("features", in_bucket, "--out", str(tmp_path / "s3.parquet"), "--engine", "ray",
+                        "--ray-address", cluster, "--cache-dir", bucket_store, "--batch-size", "4", *SIZE)
+    _written_by_actors(proc)
+    fs, base = fsspec.core.url_to_fs(bucket_store)
+    pids = {int(Path(p).name.split("-")[0]) for p in fs.find(base) if "/shards/" in p}
+    assert driver not in pids and len(pids) >= 2, pids
+    mine = read_features_file(tmp_path / "s3.parquet")
+    assert all(p.startswith(f"{in_bucket}/") for p in mine.paths)
     assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
 
     # a `train` elsewhere (this process's own cache is not the store) reads every vector from the store

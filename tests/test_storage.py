@@ -1,4 +1,5 @@
-"""Locations of photos and the feature cache: paths and file:// URLs open; other URLs get one sentence."""
+"""Locations of photos and the feature cache: paths and file:// URLs are paths; an object store is read
+through fsspec (tests/test_object_store.py), and a command that needs files says so in one sentence."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
-from inceptune.storage import local_path
+from inceptune.storage import is_remote, local_path
 
 
 def test_a_path_stays_and_a_file_url_becomes_its_path(tmp_path):
@@ -19,6 +20,7 @@ def test_a_path_stays_and_a_file_url_becomes_its_path(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/photos", "memory://photos"])
-def test_other_urls_are_refused_in_one_sentence(url):
-    with pytest.raises(UserError, match="mount the .* storage .* and give its path"):
-        local_path(url)
+def test_a_command_that_needs_files_refuses_an_object_store_in_one_sentence(url):
+    assert is_remote(url) and not is_remote("file:///x") and not is_remote("/x")
+    with pytest.raises(UserError, match=r"audit reads local paths and file:// URLs only; copy it from .*:// first"):
+        local_path(url, "audit")
