@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import fsspec
@@ -20,6 +23,7 @@ from inceptune.data.scan import scan_dataset
 from inceptune.errors import UserError
 from inceptune.features import cache as cache_module
 from inceptune.features.cache import FeatureCache
+from inceptune.hooks import SIGNAL_ENV
 from inceptune.storage import filesystem
 
 SPACE = {"backbone": "test", "image_size": 75}
@@ -152,3 +156,23 @@ def test_features_and_train_run_from_a_bucket_and_read_what_another_machine_comp
     assert _objects(store) == before
     manifest = (tmp_path / "run" / "manifest.csv").read_text()
     assert f"{photos}/" in manifest
+
+    # predict reads photos from the bucket as from the disk
+    on_disk = sorted(str(p) for p in (local / "roses").glob("*.jpg"))
+    remote, here = inceptune.predict(str(tmp_path / "run"), [f"{photos}/roses"]), inceptune.predict(
+        str(tmp_path / "run"), on_disk)
+    assert [r["path"] for r in remote] == [p.replace(str(local), photos) for p in on_disk]
+    assert [r["top"] for r in remote] == [r["top"] for r in here]
+
+
+def test_ctrl_c_in_an_extraction_into_a_bucket_publishes_what_was_computed(bucket, tmp_path):
+    photos = upload(make_color_dataset(tmp_path / "photos", per_class=10), f"{bucket}/photos")
+    args = [sys.executable, "-m", "inceptune", "features", photos, "--out", str(tmp_path / "f.parquet"),
+            "--cache-dir", f"{bucket}/store", "--weights", "none", "--image-size", "75", "--batch-size", "4"]
+    stopped = subprocess.run(args, env={**os.environ, SIGNAL_ENV: "feature_cached:10:INT"}, capture_output=True,
+                             text=True, timeout=300)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert not (tmp_path / "f.parquet").exists()
+    again = run_cli("features", *args[4:])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "20 images, 10 from cache, 10 computed" in again.stderr
