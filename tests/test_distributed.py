@@ -1,4 +1,5 @@
-"""`train --distribute multi-worker`: two real worker processes on localhost, each with its own TF_CONFIG.
+"""`train --distribute multi-worker`: two real worker processes on localhost, each with its own TF_CONFIG
+(in the first test, sharing an empty feature store in a bucket of the local S3 endpoint: each computes half).
 
 Dropout is off in these runs: each replica draws its own dropout masks for its half of a batch, so with
 dropout the cluster's losses differ from one process's by chance (docs/distributed.md measures how much);
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,11 +84,17 @@ def _close(history: list[dict], reference: list[dict], within: float) -> None:
         assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=within), (mine, theirs)
 
 
-def test_two_workers_train_as_one_process_does(flowers, single, tmp_path):
+def test_two_workers_train_as_one_process_does(flowers, single, bucket, tmp_path):
     out = tmp_path / "run"
-    chief, other = (_finish(w) for w in _start(flowers, out))
+    # an empty feature store in a bucket that both reach, each "machine" with a local mirror of its own
+    machines = {i: {"XDG_CACHE_HOME": str(tmp_path / f"machine-{i}")} for i in range(2)}
+    chief, other = (_finish(w) for w in _start(flowers, out, "--cache-dir", f"{bucket}/store", env=machines))
     assert chief[0] == 0, chief[2][-3000:]
     assert other[0] == 0, other[2][-3000:]
+    for index, (_, stdout, stderr) in enumerate((chief, other)):  # each computed its half, read the other's
+        log = " ".join((stdout + stderr).split())
+        assert re.search(rf"Features: 80 images, 40 from cache, 40 computed \([\d.]+s\), 40 of them as worker "
+                         rf"{index}'s share", log), log[-3000:]
     check_run_folder(out)
     history = _history(out)
     _close(history, single, within=0.02)  # the issue's bound; without dropout they agree far closer
