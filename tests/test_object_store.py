@@ -176,3 +176,18 @@ def test_ctrl_c_in_an_extraction_into_a_bucket_publishes_what_was_computed(bucke
     again = run_cli("features", *args[4:])
     assert again.returncode == 0, again.stderr[-2000:]
     assert "20 images, 10 from cache, 10 computed" in again.stderr
+
+
+def test_any_fsspec_protocol_holds_the_store_and_the_photos(tmp_path, monkeypatch):
+    """Nothing is S3's own: fsspec's in-memory filesystem (another protocol, no package) works the same way."""
+    _machine(monkeypatch, tmp_path, "one")
+    store = f"memory://inceptune-{tmp_path.name}/store"
+    writer = FeatureCache(store, SPACE)
+    writer.put("max-pool", "c" * 64, np.full(3, 0.5, np.float32))
+    writer.close()  # publishes
+    _machine(monkeypatch, tmp_path, "two")
+    assert list(FeatureCache(store, SPACE).get("max-pool", "c" * 64)) == [0.5, 0.5, 0.5]
+    photos = upload(make_color_dataset(tmp_path / "photos", per_class=2), f"memory://inceptune-{tmp_path.name}/p")
+    scan = scan_dataset(photos)
+    assert [r.label for r in scan.records] == ["blue", "blue", "red", "red"]
+    assert all(r.path.startswith("memory://") for r in scan.records)

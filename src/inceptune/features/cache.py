@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inceptune.atomic import atomic_write_json
+from inceptune.atomic import atomic_write_bytes, atomic_write_json
 from inceptune.features.object_store import ObjectStore
 from inceptune.storage import is_remote, is_url, local_path
 
@@ -124,7 +124,7 @@ class FeatureCache:
         self._shards: dict[str, tuple] = {}  # kind -> (open file, its name, its number)
         self._readers: dict[str, int] = {}  # shard name -> file descriptor
         self._pending: dict[tuple[str, str], np.ndarray] = {}  # an object store: (kind, sha256) -> stored array
-        self._pending_since = 0.0
+        self._pending_since, self._pending_bytes = 0.0, 0
         self._published = 0
         if self._remote:
             self._remote.ensure_space(space)
@@ -163,7 +163,7 @@ class FeatureCache:
 
     def get(self, kind: str, sha256: str) -> np.ndarray | None:
         row = self._row(kind, sha256)
-        if row is None and self._remote:  # another writer may have published it since
+        if row is None and self._remote:  # another writer may have published it since (callers expect entries)
             self._sync()
             row = self._row(kind, sha256)
         if row is None:
@@ -198,7 +198,8 @@ class FeatureCache:
             with self._lock:
                 self._pending_since = self._pending_since or time.monotonic()
                 self._pending[kind, sha256] = stored
-                due = (sum(a.nbytes for a in self._pending.values()) >= FLUSH_BYTES
+                self._pending_bytes += stored.nbytes
+                due = (self._pending_bytes >= FLUSH_BYTES
                        or time.monotonic() - self._pending_since >= FLUSH_SECONDS)
             if due:
                 self.flush()
@@ -218,7 +219,7 @@ class FeatureCache:
         if not self._remote:
             return
         with self._lock:
-            pending, self._pending, self._pending_since = self._pending, {}, 0.0
+            pending, self._pending, self._pending_since, self._pending_bytes = self._pending, {}, 0.0, 0
             if not pending:
                 return
             self._published += 1
@@ -232,11 +233,15 @@ class FeatureCache:
                 rows.append((kind, sha256, name, len(blob), len(data), stored.dtype.str, json.dumps(stored.shape),
                              zlib.crc32(data)))
                 blob += data
+            blobs = {name: bytes(blob) for name, blob in shards.items()}
             try:
-                self._remote.publish({name: bytes(blob) for name, blob in shards.items()}, rows, part)
+                self._remote.publish(blobs, rows, part)
             except BaseException:
                 self._pending = {**pending, **self._pending}  # kept for the next flush (Ctrl-C mid-upload)
+                self._pending_bytes = sum(a.nbytes for a in self._pending.values())
                 raise
+            for name, blob in blobs.items():  # this machine reads them next: no download
+                atomic_write_bytes(self.dir / SHARDS / name, blob)
             self._merge(part, rows)
 
     def _sync(self) -> None:
@@ -245,11 +250,10 @@ class FeatureCache:
             return
         with self._lock:
             known = {row[0] for row in self._db.execute("SELECT name FROM parts")}
-        for part in self._remote.parts():
-            if part not in known:
-                rows = self._remote.read_part(part)
-                with self._lock:
-                    self._merge(part, rows)
+        new = self._remote.read_parts([part for part in self._remote.parts() if part not in known])
+        with self._lock:
+            for part, rows in new.items():
+                self._merge(part, rows)
 
     def _merge(self, part: str, rows: list[tuple]) -> None:
         self._db.execute("BEGIN")

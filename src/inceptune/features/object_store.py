@@ -59,9 +59,13 @@ class ObjectStore:
         names = self._call(self.fs.ls, folder, detail=False, missing=[])
         return sorted(Path(name).stem for name in names if name.endswith(".json"))
 
-    def read_part(self, part: str) -> list[tuple]:
-        body = json.loads(self._call(self.fs.cat_file, f"{self.base}/index/{part}.json"))
-        return [tuple(row) for row in body["rows"]]
+    def read_parts(self, parts: list[str]) -> dict[str, list[tuple]]:
+        """The rows of each index part, fetched concurrently (one request each)."""
+        if not parts:
+            return {}
+        paths = [f"{self.base}/index/{part}.json" for part in parts]
+        bodies = self._call(self.fs.cat, paths, on_error="raise")
+        return {part: [tuple(row) for row in json.loads(bodies[path])["rows"]] for part, path in zip(parts, paths)}
 
     def download(self, shard: str, dest: Path) -> None:
         """A shard object into a local file (objects never change, so a copy stays good)."""
