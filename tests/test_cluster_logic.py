@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from inceptune.errors import UserError
@@ -44,3 +45,12 @@ def test_cv_and_networks_from_scratch_are_refused_on_a_cluster(tmp_path):
         inceptune.cross_validate(str(tmp_path), distribute="multi-worker")
     with pytest.raises(UserError, match="trains in one process"):
         inceptune.train(str(tmp_path), arch="mini-inception", weights="none", distribute="multi-worker")
+
+
+def test_class_weights_become_each_rows_sample_weight_as_keras_makes_them():
+    from inceptune.training.cluster import _sample_weights
+
+    weights = {0: 2.0, 1: 0.5}
+    assert _sample_weights(np.array([0, 1, 1, 0]), weights).tolist() == [2.0, 0.5, 0.5, 2.0]
+    assert _sample_weights(np.array([[0.0, 1.0], [1.0, 0.0]]), weights).tolist() == [0.5, 2.0]  # one-hot rows
+    assert _sample_weights(np.array([[1.0], [0.0]]), weights).tolist() == [0.5, 2.0]  # a binary label column

@@ -95,6 +95,9 @@ def test_two_workers_train_as_one_process_does(flowers, single, bucket, tmp_path
         log = " ".join((stdout + stderr).split())
         assert re.search(rf"Features: 80 images, 40 from cache, 40 computed \([\d.]+s\), 40 of them as worker "
                          rf"{index}'s share", log), log[-3000:]
+        # and each read only its half of every training batch: 60 rows a batch of 16 at a time, 3 + 2 epochs
+        shards = re.findall(rf"Worker {index} read (\d+) of the (\d+) training rows of the (\S+) phase", log)
+        assert [(int(a), int(b), phase) for a, b, phase in shards] == [(90, 180, "head"), (60, 120, "fine-tune")], log
     check_run_folder(out)
     history = _history(out)
     _close(history, single, within=0.02)  # the issue's bound; without dropout they agree far closer

@@ -6,8 +6,10 @@ model gets a replica whose variables are mirrored by TensorFlow's
 MultiWorkerMirroredStrategy, so every step's gradients are averaged over the
 workers and every worker holds the same weights after it. Each global batch
 (the recipe's --batch-size, as in a single process) is split between the
-workers, and validation is split and averaged the same way: the losses a
-worker logs are the cluster's. Everything else runs on each worker's own
+workers, and each worker reads only its rows of it (`sharded`): its shard of
+the cached features, activations or images. Validation is split and averaged
+by TensorFlow (each worker reads the whole, smaller, validation split): the
+losses a worker logs are the cluster's. Everything else runs on each worker's own
 copy, as in one process, so the workers must agree on the recipe: `agree`
 checks that they chose the same one.
 
@@ -88,6 +90,7 @@ def joined():
 class Cluster:
     def __init__(self, strategy, index: int, count: int, chief: bool):
         self.strategy, self.index, self.count, self.chief = strategy, index, count, chief
+        self.rows_read = [0, 0]  # of the last `sharded` input: rows read here, rows of the global batches
 
     def scope(self):
         return self.strategy.scope()
@@ -109,6 +112,49 @@ class Cluster:
         so Keras never reduces a distributed batch to build it."""
         with self.scope():
             twin._symbolic_build(data_batch=tuple(np.asarray(a) for a in batch))
+
+    def sharded(self, batches, epochs: int, class_weight: dict[int, float] | None = None):
+        """`batches` (a training PyDataset) as the cluster's input for a fit of `epochs` epochs: replica r of R
+        reads only rows r, r + R, ... of each global batch, so every worker reads its shard of the cached
+        features or images and no more. Fit it with `steps_per_epoch=steps(batches)`: the input runs through
+        the epochs in turn, each in the order Keras would give the PyDataset itself (its fit advances a
+        PyDataset's epoch once before the first, then after each), and ends after the last. Class weights
+        become sample weights, as Keras' own map makes them. A last batch with fewer rows than replicas is left
+        out of its epoch (a different one each epoch, as the order is shuffled)."""
+        import tensorflow as tf
+
+        replicas, steps, first = self.strategy.num_replicas_in_sync, self.steps(batches), batches.epoch + 1
+        self.rows_read = [0, 0]  # rows this worker read, rows of the global batches it stepped through
+        x, y = (np.asarray(a) for a in batches.part(0, 0, replicas))
+        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)),
+                     tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype))]
+        if class_weight:
+            signature.append(tf.TensorSpec((None,), tf.float32))
+
+        def dataset(context):
+            local = replicas // context.num_input_pipelines  # this worker's replicas (one per GPU, or one)
+            mine = range(context.input_pipeline_id * local, (context.input_pipeline_id + 1) * local)
+
+            def shares():
+                # Keras keeps one iterator over all epochs when it is given steps per epoch: the epochs follow on
+                # here, not at a callback (a read-ahead would start an epoch before the callback ran).
+                for epoch in range(first, first + epochs):
+                    batches.set_epoch(epoch)
+                    for index in range(steps):
+                        self.rows_read[1] += len(batches.rows(index))
+                        for replica in mine:
+                            x, y = batches.part(index, replica, replicas)
+                            self.rows_read[0] += len(y)
+                            yield (x, y, _sample_weights(y, class_weight)) if class_weight else (x, y)
+
+            return tf.data.Dataset.from_generator(shares, output_signature=tuple(signature)).prefetch(2)
+
+        return self.strategy.distribute_datasets_from_function(dataset)
+
+    def steps(self, batches) -> int:
+        """Global steps per epoch of `sharded(batches)`: a last batch too small to split is left out."""
+        last = len(batches.rows(len(batches) - 1)) if len(batches) else 0
+        return len(batches) - (0 < last < self.strategy.num_replicas_in_sync)
 
     @contextlib.contextmanager
     def running(self, what: str):
@@ -153,6 +199,12 @@ class Cluster:
         """Where a worker other than the chief keeps its checkpoint: beside the run folder, its own."""
         out = Path(out)
         return out.parent / f".{out.name}.worker-{self.index}"
+
+
+def _sample_weights(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Each row's weight from its class: the arg-max of a one-hot row, else the label itself (as Keras does)."""
+    classes = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else np.rint(y.reshape(-1)).astype(int)
+    return np.array([class_weight.get(int(c), 1.0) for c in classes], np.float32)
 
 
 def _which(exc: Exception) -> str:

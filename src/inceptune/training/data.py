@@ -36,6 +36,17 @@ class _Batches(keras.utils.PyDataset):
     def rows(self, index: int) -> np.ndarray:
         return self._order[index * self.batch_size:(index + 1) * self.batch_size]
 
+    def __getitem__(self, index: int):
+        return self.load(self.rows(index))
+
+    def part(self, index: int, part: int, parts: int):
+        """Rows part, part + parts, ... of batch `index`: one replica's share of a global batch on a cluster,
+        read alone (training/cluster.py)."""
+        return self.load(self.rows(index)[part::parts])
+
+    def load(self, rows: np.ndarray):
+        raise NotImplementedError
+
     def set_epoch(self, epoch: int) -> None:
         """The order of epoch `epoch` depends on (seed, epoch) alone, so a resumed run sees the same batches."""
         self.epoch = epoch
@@ -57,8 +68,7 @@ class CachedFeatures(_Batches):
         self.cache, self.kind = cache, kind
         self._features: np.ndarray | None = None
 
-    def __getitem__(self, index: int):
-        rows = self.rows(index)
+    def load(self, rows: np.ndarray):
         if self._features is not None:
             return self._features[rows], self.labels[rows]
         return read_features([self.records[i] for i in rows], self.cache, self.kind), self.labels[rows]
@@ -91,8 +101,7 @@ class ImageBatches(_Batches):
         super().__init__(records, labels, batch_size, shuffle, seed, workers=2)
         self.image_size, self.max_pixels = image_size, max_pixels
 
-    def __getitem__(self, index: int):
-        rows = self.rows(index)
+    def load(self, rows: np.ndarray):
         paths = [self.records[i].path for i in rows]
         batch = next(image_batches(paths, self.image_size, len(paths), self.max_pixels))
         if batch.failures:

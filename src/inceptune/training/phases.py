@@ -104,7 +104,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
             part = trained.get_layer(f"backbone_from_{unfreezing.deepest}")
             unfreezing = dataclasses.replace(unfreezing, backbone=part)
             unfreezing.apply(unfreezing.deepest)
-    steps = len(train)
+    steps = cluster.steps(train) if cluster else len(train)
     rate = scheduled(learning_rate, schedule[0], epochs, steps, schedule[1])
     with cluster.scope() if cluster else contextlib.nullcontext():
         optimizer = (unfreezing.optimizer(rate) if unfreezing
@@ -170,13 +170,21 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
                                    keep.best_weights, stop.state() if stop else None, resume.earlier_rows)
 
         extra.append(EpochCheckpoint(save))
+    data, sharded = train, {}
+    if cluster is not None:  # each worker reads its rows of every batch, epoch after epoch
+        data, class_weight = cluster.sharded(train, epochs - start, class_weight), None
+        sharded = {"steps_per_epoch": steps}
     with cluster.running(f"the {phase} phase") if cluster else contextlib.nullcontext():
         history = model.fit(
-            train, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
-            validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight,
+            data, shuffle=False,  # the data shuffles itself by (seed, epoch), so a resumed epoch sees the same batches
+            validation_data=val, epochs=epochs, initial_epoch=start, verbose=0, class_weight=class_weight, **sharded,
             callbacks=[*([validate] if validate else []), ProgressBar(phase.capitalize(), epochs - start, steps), keep,
                        timer, *extra, EpochHook(phase)],
         )
+    if cluster is not None:
+        mine, everyone = cluster.rows_read
+        console.info(f"Worker {cluster.index} read {mine} of the {everyone} training rows of the {phase} phase's "
+                     "batches (its shard).")
     if original is not model:  # the cluster's replica trained: its (best) weights go back to the classifier
         original.set_weights(model.get_weights())
         refresh_normalization(original)
