@@ -153,7 +153,8 @@ def test_soak_from_16_clients_with_5_percent_malformed(server, images, requests)
           f"{result['statuses']}; RSS {result['rss_after_warmup'] / 2**20:.0f} -> {result['rss_end'] / 2**20:.0f} MiB")
     assert result["requests"] == requests and result["malformed"] == requests // 20
     assert result["server_errors"] == 0 and result["wrong"] == 0, result["statuses"]
-    assert abs(result["rss_growth"]) <= 0.10
+    # a leak grows the server; it may also shrink, when the kernel reclaims its pages while other tests need memory
+    assert result["rss_growth"] <= 0.10
     assert 0 < result["p50_ms"] <= result["p95_ms"]
 
 
