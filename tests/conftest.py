@@ -1,5 +1,13 @@
-"""Shared fixtures: the ../shared resources (skipped with a reason when absent),
-generated datasets, and one small trained run reused by several tests."""
+"""Shared fixtures: the ../shared resources (skipped with a reason when absent), generated datasets, a
+small real network for mechanics, and small trained runs built once per test run for every worker.
+
+Two backbones, one switch: `--weights PATH`. Most tests check mechanics (exports agree, signals stop
+cleanly, a server answers, a cluster splits work), so they train on NARROW_WEIGHTS, a seeded Inception-v3
+of width 1/8 (models/backbone.py's write_narrow_weights: the same layers, block names, feature sources and
+saved-model structure as keras.applications' InceptionV3, a sixtieth of its weights), and run the same
+code paths in seconds, with or without ../shared. Tests of what pretrained features give (accuracy, near
+duplicates, label issues, OOD) use SHARED_WEIGHTS, the real network.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,10 @@ import pytest
 # Every test session gets its own empty feature cache and Keras home, so
 # results never depend on what an earlier run left behind.
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="inceptune-tests-"))
+# What all the xdist workers of one test run share (the narrow weights, the runs built once for all of them).
+RUN_ROOT = Path(tempfile.gettempdir()) / f"inceptune-tests-run-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+NARROW_WIDTH = 0.125
+NARROW_WEIGHTS = RUN_ROOT / "inception_v3_width_0.125.weights.h5"
 os.environ["INCEPTUNE_CACHE"] = str(_SESSION_TMP / "cache")
 os.environ["KERAS_HOME"] = str(_SESSION_TMP / "keras")
 os.environ.pop("INCEPTUNE_WEIGHTS", None)
@@ -73,6 +85,43 @@ EXPORTS = pytest.mark.xdist_group("exports")
 SERVING = pytest.mark.xdist_group("serving")
 
 SMALL_SIZE = 150  # small enough for CI, large enough for ants vs bees
+
+
+@contextmanager
+def _run_lock(name: str):
+    """A lock all the workers of this test run share (a file lock in RUN_ROOT)."""
+    from filelock import FileLock
+
+    RUN_ROOT.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(RUN_ROOT / f".{name}.lock")):
+        yield
+
+
+def built_once(name: str, build) -> Path:
+    """RUN_ROOT/name, made by `build(path)` in the first worker that asks and reused by every other worker
+    of this test run (they wait on a shared lock; a build that failed is tried again by the next one)."""
+    target = RUN_ROOT / name
+    with _run_lock(name):
+        done = RUN_ROOT / f".{name}.built"
+        if not done.is_file():
+            if target.is_dir():
+                shutil.rmtree(target)
+            build(target)
+            done.touch()
+    return target
+
+
+@pytest.fixture(scope="session", autouse=True)
+def narrow_weights() -> Path:
+    """NARROW_WEIGHTS, written once per test run (seeded: the same file for every worker)."""
+    from inceptune.models.backbone import write_narrow_weights
+
+    with _run_lock("narrow-weights"):
+        if not NARROW_WEIGHTS.is_file():
+            tmp = NARROW_WEIGHTS.with_name(f".{os.getpid()}.tmp.weights.h5")
+            write_narrow_weights(tmp, NARROW_WIDTH, seed=0)
+            tmp.replace(NARROW_WEIGHTS)
+    return NARROW_WEIGHTS
 requires_shared = pytest.mark.skipif(
     not SHARED_WEIGHTS.is_file() or not HYMENOPTERA.is_dir(),
     reason=f"needs the shared weights and datasets in {SHARED}",
@@ -165,19 +214,49 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 600, isolated: b
     return subprocess.CompletedProcess(["inceptune", *args], code, out.getvalue(), err.getvalue())
 
 
-def _subset(source: Path, tmp_path_factory, per_class: int) -> Path:
-    if not source.is_dir():
-        pytest.skip(f"needs {source}")
-    return copy_subset(source, tmp_path_factory.mktemp(f"{source.name}-small"), per_class=per_class)
+def _small_run(data: Path, name: str, weights: Path, **settings):
+    """A run trained once per test run for every worker (built_once), whose cached features this worker's
+    cache then holds too, as if it had trained the run itself."""
+    if not Path(weights).is_file():
+        pytest.skip(f"needs {weights}")
+    import inceptune
+    from inceptune.training.result import TrainResult
+
+    def build(folder: Path) -> None:
+        saved = os.environ["INCEPTUNE_CACHE"]
+        os.environ["INCEPTUNE_CACHE"] = str(folder / "cache")  # the run's own cache, merged into each worker's
+        try:  # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
+            inceptune.train(str(data), out=str(folder / name), weights=str(weights), image_size=SMALL_SIZE, epochs=15,
+                            batch_size=16, search="none", refit=False, duplicate_similarity=1.0, **settings)
+        finally:
+            os.environ["INCEPTUNE_CACHE"] = saved
+
+    folder = built_once(f"run-{name}", build)
+    merge_cache(folder / "cache", Path(os.environ["INCEPTUNE_CACHE"]))
+    run = folder / name
+    return TrainResult(run, json.loads((run / "metrics.json").read_text()))
 
 
-def _small_run(data: Path, tmp_path_factory, name: str, **settings):
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"needs {SHARED_WEIGHTS}")
-    out = tmp_path_factory.mktemp("runs") / name
-    # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
-    return inceptune.train(str(data), out=str(out), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
-                           epochs=15, batch_size=16, search="none", refit=False, duplicate_similarity=1.0, **settings)
+def merge_cache(source: Path, target: Path) -> None:
+    """Every entry of the feature cache at `source` that `target` lacks, put through the cache itself; and
+    each space's timings and remembered runtime choices, where `target` has none yet."""
+    from inceptune.features.cache import FeatureCache
+
+    for space_file in sorted(Path(source).glob("*/space.json")):
+        space = json.loads(space_file.read_text())
+        src, dst = FeatureCache(source, space), FeatureCache(target, space)
+        try:
+            for kind, sha in src.entries():
+                if not dst.has(kind, sha):
+                    dst.put(kind, sha, src.get(kind, sha))
+            dst.flush()
+        finally:
+            src.close()
+            dst.close()
+        for extra in ("timing.json", "runtimes"):
+            if (space_file.parent / extra).exists() and not (dst.dir / extra).exists():
+                copy = shutil.copytree if (space_file.parent / extra).is_dir() else shutil.copy
+                copy(space_file.parent / extra, dst.dir / extra)
 
 
 def cached_entries(root: Path) -> dict[tuple[str, str], np.ndarray | None]:
@@ -226,25 +305,39 @@ def one_sentence_error(proc) -> str:
 
 
 @pytest.fixture(scope="session")
-def small_hymenoptera(tmp_path_factory) -> Path:
-    return _subset(HYMENOPTERA, tmp_path_factory, per_class=30)
+def small_hymenoptera() -> Path:
+    """30 photos of each hymenoptera class and split, copied once per test run (the same files for every worker)."""
+    if not HYMENOPTERA.is_dir():
+        pytest.skip(f"needs {HYMENOPTERA}")
+    return built_once("hymenoptera-small", lambda target: copy_subset(HYMENOPTERA, target, per_class=30))
 
 
 @pytest.fixture(scope="session")
-def trained_run(small_hymenoptera, tmp_path_factory):
-    """A run trained at 150x150 on 60 train / 60 val images with the shared weights, both phases."""
-    return _small_run(small_hymenoptera, tmp_path_factory, "small", fine_tune_epochs=2, test_split=0.2)
+def trained_run(small_hymenoptera):
+    """A run trained at 150x150 on 60 train / 60 val images with the shared (real) weights, both phases."""
+    return _small_run(small_hymenoptera, "small", SHARED_WEIGHTS, fine_tune_epochs=2, test_split=0.2)
 
 
 @pytest.fixture(scope="session")
-def small_flowers(tmp_path_factory) -> Path:
-    return _subset(FLOWERS, tmp_path_factory, per_class=12)
+def small_flowers() -> Path:
+    """12 photos of each flowers5 class, copied once per test run (the same files for every worker)."""
+    if not FLOWERS.is_dir():
+        pytest.skip(f"needs {FLOWERS}")
+    return built_once("flowers5-small", lambda target: copy_subset(FLOWERS, target, per_class=12))
 
 
 @pytest.fixture(scope="session")
-def flowers_run(small_flowers, tmp_path_factory):
-    """A five-class run at 150x150 on 60 flowers5 images (a third held out for testing), both phases."""
-    return _small_run(small_flowers, tmp_path_factory, "flowers", fine_tune_epochs=1, val_split=0.2,
+def flowers_run(small_flowers):
+    """A five-class run at 150x150 on 60 flowers5 images (a third held out for testing), both phases, on the
+    narrow network: for the mechanics of exports, serving, evaluation and reports."""
+    return _small_run(small_flowers, "flowers", NARROW_WEIGHTS, fine_tune_epochs=1, val_split=0.2,
+                      test_split=0.34)
+
+
+@pytest.fixture(scope="session")
+def pretrained_flowers_run(small_flowers):
+    """flowers_run's recipe on the real network, head only: for what pretrained features give (OOD scores)."""
+    return _small_run(small_flowers, "flowers-pretrained", SHARED_WEIGHTS, fine_tune_epochs=0, val_split=0.2,
                       test_split=0.34)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import FLOWERS, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
+from conftest import NARROW_WEIGHTS, FLOWERS, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
     requires_shared, run_cli
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
@@ -110,14 +110,14 @@ def test_exclude_and_relabel_apply_a_fixes_csv_without_touching_files(tmp_path):
 def test_audit_cli_writes_its_three_files_and_refuses_bad_input(tmp_path):
     data = make_color_dataset(tmp_path / "colors", per_class=8)
     out = tmp_path / "audit"
-    proc = run_cli("audit", str(data), "--weights", "none", "--image-size", "75", "--out", str(out), "--json")
+    proc = run_cli("audit", str(data), "--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["images"] == 16 and set(record["counts"]) >= {"label", "near_duplicate", "outlier", "blurry"}
     with open(out / "issues.csv") as f:
         assert next(csv.reader(f)) == ["path", "issue", "score", "suggested_label", "duplicate_of"]
     assert "Download accepted fixes" in (out / "audit.html").read_text()
-    again = run_cli("audit", str(data), "--weights", "none", "--image-size", "75", "--out", str(out))
+    again = run_cli("audit", str(data), "--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--out", str(out))
     assert "already holds an audit" in one_sentence_error(again)
     assert "does not exist" in one_sentence_error(run_cli("audit", str(tmp_path / "nowhere")))
     unused = run_cli("audit", str(data), "--epochs", "3")  # a recipe setting is train's, not audit's

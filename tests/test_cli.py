@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import one_sentence_error, make_color_dataset, run_cli
+from conftest import NARROW_WEIGHTS, one_sentence_error, make_color_dataset, run_cli
 
 
 def test_missing_path_single_class_and_no_images_exit_2(tmp_path):
@@ -33,7 +33,7 @@ def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
     (data / "red" / "zero.jpg").write_bytes(b"")
     (data / "blue" / "text.jpg").write_text("I am text")
     (data / "empty").mkdir()
-    proc = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", "none", "--image-size", "75",
+    proc = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", str(NARROW_WEIGHTS), "--image-size", "75",
                    "--epochs", "3", "--fine-tune-epochs", "1")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "run" / "dataset.json").read_text())
@@ -44,7 +44,7 @@ def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
     assert "corrupt.jpg" in proc.stderr and "zero.jpg" in proc.stderr  # told on the terminal too
     assert (tmp_path / "run" / "model.keras").is_file()
     # The finished run is not overwritten by accident.
-    again = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", "none")
+    again = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--weights", str(NARROW_WEIGHTS))
     assert "already holds a finished run" in one_sentence_error(again)
     # CSV output of predict: a header, then rank rows.
     proc = run_cli("predict", str(tmp_path / "run"), str(data / "blue" / "blue_01.jpg"), "--csv", "--top", "2")

@@ -6,17 +6,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 import inceptune
-from conftest import SHARED_WEIGHTS, SMALL_SIZE, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, SMALL_SIZE, requires_shared, run_cli
 from contract import check_cv_folder
 from inceptune.inference.gradcam import GradCam
 from inceptune.runs import RunFolder
 
-pytestmark = requires_shared
 
-
+@requires_shared
 def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, tmp_path):
     proc = run_cli("cv", str(small_flowers), "--folds", "3", "--out", str(tmp_path / "cv"),
-                   "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
+                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
                    "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
@@ -36,9 +35,10 @@ def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, t
     assert 'id="cv-folds"' in html and "fold 3" in html
 
 
+@requires_shared
 def test_cv_with_more_folds_than_images_per_class_is_refused(small_flowers, tmp_path):
     proc = run_cli("cv", str(small_flowers), "--folds", "13", "--out", str(tmp_path / "cv"),
-                   "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE))
+                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE))
     assert proc.returncode == 2 and "fewer than --folds 13" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -60,7 +60,7 @@ def objects_run(tmp_path_factory):
     for name, color in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
         for i in range(14):
             _scene(root / "data" / name / f"{i}.png", color, tuple(rng.integers(40, 184, 2)))
-    return inceptune.train(str(root / "data"), out=str(root / "run"), weights=str(SHARED_WEIGHTS), image_size=299,
+    return inceptune.train(str(root / "data"), out=str(root / "run"), weights=str(NARROW_WEIGHTS), image_size=299,
                            epochs=20, fine_tune_epochs=0, test_split=0.0)
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import EXPORTS, SHARED_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
 from inceptune import hooks
 from inceptune.models.ood import split_outputs
 
-pytestmark = [requires_shared, EXPORTS]
+pytestmark = requires_shared
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_train_ends_with_the_fastest_checked_export(small_flowers, tmp_path):
     run = tmp_path / "run"
     timed = []
     with hooks.listen("runtimes_timed", timed.append):
-        inceptune.train(str(small_flowers), out=str(run), weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE,
+        inceptune.train(str(small_flowers), out=str(run), weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE,
                         epochs=5, batch_size=16, search="none", refit=False, fine_tune_epochs=0,
                         duplicate_similarity=1.0, test_split=0.34, export="auto")
     assert len(timed) == 1

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared
+from conftest import NARROW_WEIGHTS, copy_subset, FLOWERS, requires_shared
 from contract import check_run_folder
 from inceptune.deploy.loadtest import free_ports
 
 pytestmark = requires_shared
 
-SETTINGS = ("--weights", str(SHARED_WEIGHTS), "--image-size", "75", "--epochs", "3", "--fine-tune-epochs", "2",
+SETTINGS = ("--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--epochs", "3", "--fine-tune-epochs", "2",
             "--batch-size", "16", "--dropout", "0", "--search", "none", "--no-refit", "--duplicate-similarity", "1.0",
             "--val-split", "0.25", "--test-split", "0")
 
@@ -41,7 +41,7 @@ def single(flowers, tmp_path_factory) -> list[dict]:
     import inceptune
 
     out = tmp_path_factory.mktemp("single") / "run"
-    inceptune.train(str(flowers), out=str(out), weights=str(SHARED_WEIGHTS), image_size=75, epochs=3,
+    inceptune.train(str(flowers), out=str(out), weights=str(NARROW_WEIGHTS), image_size=75, epochs=3,
                     fine_tune_epochs=2, batch_size=16, dropout=0.0, search="none", refit=False,
                     duplicate_similarity=1.0, val_split=0.25, test_split=0.0)
     return _history(out)

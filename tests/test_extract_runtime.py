@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import make_color_dataset
+from conftest import NARROW_WEIGHTS, make_color_dataset
 from inceptune import hooks
 from inceptune.data.scan import scan_dataset
 from inceptune.features import runtime
@@ -22,7 +22,7 @@ KINDS = ["avg-pool", "max-pool-mixed7", "before-mixed9"]
 
 @pytest.fixture(scope="module")
 def backbone():
-    return build_backbone(resolve_weights("none"), SIZE)
+    return build_backbone(resolve_weights(str(NARROW_WEIGHTS)), SIZE)
 
 
 def _records(root, classes=("blue", "red"), per_class=10):
@@ -30,7 +30,7 @@ def _records(root, classes=("blue", "red"), per_class=10):
 
 
 def _extract(records, cache_dir, backbone, choice, batch_size=8):
-    cache = FeatureCache(cache_dir, feature_space(resolve_weights("none"), SIZE))
+    cache = FeatureCache(cache_dir, feature_space(resolve_weights(str(NARROW_WEIGHTS)), SIZE))
     return cache, extract_to_cache(records, cache, backbone, KINDS, SIZE, batch_size, runtime=choice)
 
 

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import NARROW_WEIGHTS
 from inceptune.models.backbone import block_layers, build_backbone
 from inceptune.models.classifier import build_classifier
 from inceptune.models.weights import resolve_weights
@@ -16,7 +17,7 @@ from inceptune.training.unfreezing import BlockRateAdam, GradualUnfreezing, Unfr
 @pytest.fixture(scope="module")
 def classifier():
     keras.utils.set_random_seed(0)
-    return build_classifier(build_backbone(resolve_weights("none"), 75), 2, 75)
+    return build_classifier(build_backbone(resolve_weights(str(NARROW_WEIGHTS)), 75), 2, 75)
 
 
 def _kernel(backbone, block):

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cached_entries, make_color_dataset, one_sentence_error, run_cli
+from conftest import NARROW_WEIGHTS, cached_entries, make_color_dataset, one_sentence_error, run_cli
 from inceptune.features.cache_admin import space_info
 from inceptune.hooks import SIGNAL_ENV
 
-ARGS = ["--search", "none", "--no-refit", "--weights", "none", "--image-size", "75", "--batch-size", "4",
+ARGS = ["--search", "none", "--no-refit", "--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--batch-size", "4",
         "--epochs", "2", "--fine-tune-epochs", "2",
         "--test-split", "0", "--no-tensorboard"]
 ONLINE = ["--augment", "light", "--aug-views", "1"]  # phase 2 on images decoded by Keras' worker threads
@@ -112,8 +112,8 @@ GRADUAL_ONLINE = ["--augment", "light", "--aug-views", "1", "--unfreeze-top", "2
 
 @pytest.mark.parametrize("extra", [[], GRADUAL_ONLINE], ids=["cached", "gradual-online"])
 def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(tmp_path, extra):
-    data = make_color_dataset(tmp_path / "data", per_class=12)  # random weights: resuming is about state, not skill
-    args = ["train", str(data), "--search", "none", "--no-refit", "--weights", "none", "--image-size", "75",
+    data = make_color_dataset(tmp_path / "data", per_class=12)  # the narrow network: resuming is about state, not skill
+    args = ["train", str(data), "--search", "none", "--no-refit", "--weights", str(NARROW_WEIGHTS), "--image-size", "75",
             "--epochs", "2", "--fine-tune-epochs", "3",
             "--patience", "10", "--batch-size", "4", "--test-split", "0", "--no-tensorboard",
             "--duplicate-similarity", "1", *extra]

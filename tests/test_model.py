@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import make_color_dataset
+from conftest import NARROW_WEIGHTS, make_color_dataset
 from contract import check_run_folder
 from inceptune import hooks
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Blue vs red at 75x75 from random weights (no download, no ../shared): both phases, a test split."""
+    """Blue vs red at 75x75 on the narrow network (no download, no ../shared): both phases, a test split."""
     root = tmp_path_factory.mktemp("tiny")
     data = make_color_dataset(root / "data", per_class=10)
-    result = inceptune.train(str(data), out=str(root / "run"), weights="none", image_size=75, epochs=4,
+    result = inceptune.train(str(data), out=str(root / "run"), weights=str(NARROW_WEIGHTS), image_size=75, epochs=4,
                              fine_tune_epochs=1, batch_size=8, test_split=0.2, tensorboard=False)
     return result, data
 

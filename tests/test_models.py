@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import SHARED_WEIGHTS, run_cli
+from conftest import NARROW_WEIGHTS, SHARED_WEIGHTS, run_cli
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.models.backbone import block_start, boundary_layer, build_backbone, freeze, top_of_backbone
@@ -17,7 +17,7 @@ from inceptune.models.weights import ENV_VAR, resolve_weights
 @pytest.fixture(scope="module")
 def random_backbone():
     keras.utils.set_random_seed(0)
-    return build_backbone(resolve_weights("none"), 75)
+    return build_backbone(resolve_weights(str(NARROW_WEIGHTS)), 75)
 
 
 def test_unfreezing_from_mixed9_is_the_classic_recipes_layers_249_on(random_backbone):

@@ -17,7 +17,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from conftest import (FLOWERS, SHARED_WEIGHTS, copy_subset, make_color_dataset, one_sentence_error,
+from conftest import (NARROW_WEIGHTS, FLOWERS, copy_subset, make_color_dataset, one_sentence_error,
                       requires_shared, run_cli, upload)
 from inceptune.data.scan import scan_dataset
 from inceptune.errors import UserError
@@ -27,7 +27,7 @@ from inceptune.hooks import SIGNAL_ENV
 from inceptune.storage import filesystem
 
 SPACE = {"backbone": "test", "image_size": 75}
-SIZE = ("--image-size", "75", "--weights", str(SHARED_WEIGHTS))
+SIZE = ("--image-size", "75", "--weights", str(NARROW_WEIGHTS))
 
 
 def _objects(url: str) -> list[str]:
@@ -140,7 +140,7 @@ def test_features_and_train_run_from_a_bucket_and_read_what_another_machine_comp
 
     # the same photos on disk, the local engine, a cache of its own: the same vectors
     own = tmp_path / "own.parquet"
-    inceptune.extract_features_file(str(local), str(own), image_size=75, weights=str(SHARED_WEIGHTS),
+    inceptune.extract_features_file(str(local), str(own), image_size=75, weights=str(NARROW_WEIGHTS),
                                     cache_dir=str(tmp_path / "own"))
     theirs = read_features_file(own)
     row = {h: i for i, h in enumerate(theirs.hashes)}
@@ -168,7 +168,7 @@ def test_features_and_train_run_from_a_bucket_and_read_what_another_machine_comp
 def test_ctrl_c_in_an_extraction_into_a_bucket_publishes_what_was_computed(bucket, tmp_path):
     photos = upload(make_color_dataset(tmp_path / "photos", per_class=10), f"{bucket}/photos")
     args = [sys.executable, "-m", "inceptune", "features", photos, "--out", str(tmp_path / "f.parquet"),
-            "--cache-dir", f"{bucket}/store", "--weights", "none", "--image-size", "75", "--batch-size", "4"]
+            "--cache-dir", f"{bucket}/store", "--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--batch-size", "4"]
     stopped = subprocess.run(args, env={**os.environ, SIGNAL_ENV: "feature_cached:10:INT"}, capture_output=True,
                              text=True, timeout=300)
     assert stopped.returncode == 130, stopped.stderr[-2000:]

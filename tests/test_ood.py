@@ -67,10 +67,12 @@ def test_the_answer_says_unknown_above_the_threshold():
 
 
 @requires_shared
-def test_a_flowers_run_scores_ants_and_bees_as_further_from_its_training_photos(flowers_run, small_hymenoptera):
-    model = inceptune.load(str(flowers_run.run))
+def test_a_flowers_run_scores_ants_and_bees_as_further_from_its_training_photos(pretrained_flowers_run,
+                                                                              small_hymenoptera):
+    """On the real network: how far a photo is from the training photos' pretrained features."""
+    model = inceptune.load(str(pretrained_flowers_run.run))
     own = model.evaluate()  # its own test split: labelled flowers the model has never seen
-    with open(flowers_run.run / "manifest.csv") as f:
+    with open(pretrained_flowers_run.run / "manifest.csv") as f:
         tested = [r["path"] for r in csv.DictReader(f) if r["split"] == "test"]
     flowers = np.array([r["ood_score"] for r in model.predict(tested)])
     insects = np.array([r["ood_score"] for r in model.predict(str(small_hymenoptera / "val"))])

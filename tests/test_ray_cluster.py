@@ -20,7 +20,7 @@ import fsspec
 import numpy as np
 import pytest
 
-from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared, upload
+from conftest import NARROW_WEIGHTS, EXPORTS, copy_subset, FLOWERS, requires_shared, upload
 from inceptune.deploy.loadtest import free_port
 
 pytest.importorskip("ray", reason="needs Ray: pip install 'inceptune[ray]'")
@@ -28,7 +28,7 @@ pytest.importorskip("ray", reason="needs Ray: pip install 'inceptune[ray]'")
 pytestmark = [requires_shared, EXPORTS]
 
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-SIZE = ("--image-size", "75", "--weights", str(SHARED_WEIGHTS))
+SIZE = ("--image-size", "75", "--weights", str(NARROW_WEIGHTS))
 
 
 def _node(*args: str) -> subprocess.Popen:
@@ -103,7 +103,7 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, bucket,
     # the local engine on the same photos, into a cache of its own: the same vectors
     local = tmp_path / "local.parquet"
     inceptune.extract_features_file(str(photos), str(local), layer="mixed10", image_size=75,
-                                    weights=str(SHARED_WEIGHTS), batch_size=4, cache_dir=str(tmp_path / "own"))
+                                    weights=str(NARROW_WEIGHTS), batch_size=4, cache_dir=str(tmp_path / "own"))
     mine, theirs = vectors["mixed10"], read_features_file(local)
     row = {h: i for i, h in enumerate(theirs.hashes)}
     assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6

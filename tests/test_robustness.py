@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import (
+    NARROW_WEIGHTS,
     SHARED_WEIGHTS,
     cached_entries,
     make_color_dataset,
@@ -122,17 +123,14 @@ def messy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def messy_run(messy, tmp_path_factory):
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"needs {SHARED_WEIGHTS}")
     out = tmp_path_factory.mktemp("runs") / "messy"
-    proc = run_cli("train", str(messy), "--out", str(out), "--weights", str(SHARED_WEIGHTS), "--image-size", "75",
+    proc = run_cli("train", str(messy), "--out", str(out), "--weights", str(NARROW_WEIGHTS), "--image-size", "75",
                    "--epochs", "5", "--fine-tune-epochs", "1", "--batch-size", "8")
     _ends_well(proc)
     assert proc.returncode == 0
     return out, proc
 
 
-@requires_shared
 def test_train_on_the_messy_folder_skips_and_reports_every_bad_file(messy_run):
     run, proc = messy_run
     summary = json.loads((run / "dataset.json").read_text())
@@ -150,7 +148,6 @@ def test_train_on_the_messy_folder_skips_and_reports_every_bad_file(messy_run):
     assert skipped[".DS_Store"] and skipped["._blue_00.jpg"]  # hidden files: skipped, with a reason
 
 
-@requires_shared
 def test_predict_evaluate_explain_and_cv_on_the_corpus(messy, messy_run, tmp_path):
     run, _ = messy_run
     corpus = write_corpus(tmp_path / "corpus")
@@ -164,11 +161,10 @@ def test_predict_evaluate_explain_and_cv_on_the_corpus(messy, messy_run, tmp_pat
     _ends_well(run_cli("evaluate", str(run), str(messy)))
     _ends_well(run_cli("explain", str(run), str(tmp_path / "corpus"), "--out", str(tmp_path / "cams")))
     _ends_well(run_cli("cv", str(messy), "--folds", "2", "--out", str(tmp_path / "cv"), "--weights",
-                       str(SHARED_WEIGHTS), "--image-size", "75", "--epochs", "2", "--fine-tune-epochs", "0"))
+                       str(NARROW_WEIGHTS), "--image-size", "75", "--epochs", "2", "--fine-tune-epochs", "0"))
     assert (tmp_path / "cv" / "cv.json").is_file()
 
 
-@requires_shared
 def test_evaluation_data_with_other_classes(messy_run, tmp_path):
     run, _ = messy_run
     other = make_color_dataset(tmp_path / "other", per_class=2, classes=("red", "green"))

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import EXPORTS, SHARED_WEIGHTS, copy_subset, FLOWERS, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, copy_subset, FLOWERS, requires_shared, run_cli
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache
 from inceptune.features.sources import SEARCH_KINDS
@@ -188,7 +188,7 @@ def flowers_small(tmp_path_factory):
 def test_default_train_searches_refits_and_replays_its_choice(flowers_small, tmp_path):
     import inceptune
 
-    result = inceptune.train(str(flowers_small), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+    result = inceptune.train(str(flowers_small), out=str(tmp_path / "run"), weights=str(NARROW_WEIGHTS),
                              image_size=SIZE, test_split=0.2, fine_tune_epochs=1)
     m = result.metrics
     search = m["search"]
@@ -221,7 +221,7 @@ def test_default_train_searches_refits_and_replays_its_choice(flowers_small, tmp
 @requires_shared
 def test_tune_killed_mid_study_continues_and_its_best_recipe_replays_with_train(flowers_small, tmp_path):
     study = tmp_path / "study"
-    args = ["tune", str(flowers_small), "--weights", str(SHARED_WEIGHTS), "--image-size", str(SIZE),
+    args = ["tune", str(flowers_small), "--weights", str(NARROW_WEIGHTS), "--image-size", str(SIZE),
             "--test-split", "0.2", "--trials", "6", "--head", "linear", "--out", str(study)]
     killed = run_cli(*args, env={**os.environ, SIGNAL_ENV: "trial_finished:3:KILL"}, isolated=True)
     assert killed.returncode == -9
@@ -252,13 +252,12 @@ def _csv(path):
 
 
 @requires_shared
-@EXPORTS
 def test_two_blocks_side_by_side_make_a_model_that_loads_predicts_explains_and_exports(flowers_small, tmp_path):
     """A concatenated source (mixed8 + mixed10, avg and max each): the saved model computes the features
     the cache holds, so Keras, Grad-CAM and ONNX Runtime agree with what the run scored."""
     import inceptune
 
-    result = inceptune.train(str(flowers_small), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+    result = inceptune.train(str(flowers_small), out=str(tmp_path / "run"), weights=str(NARROW_WEIGHTS),
                              image_size=SIZE, test_split=0.2, search="none", head="linear",
                              feature_block="mixed8+mixed10", pooling="avgmax", fine_tune_epochs=0)
     rows = _csv(result.run / "predictions.csv")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import SHARED_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, SHARED_WEIGHTS, SMALL_SIZE, make_color_dataset, one_sentence_error, requires_shared, run_cli
 from inceptune.models.ood import split_outputs
 from inceptune.models.parts import model_parts
 
@@ -14,8 +14,8 @@ pytestmark = requires_shared
 
 
 def _train(data, out, **settings):
-    # the dense head's and phase 2's mechanics: the recipe as given, no search
-    base = dict(weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, epochs=8, batch_size=16, fine_tune_epochs=0,
+    # the dense head's and phase 2's mechanics: the recipe as given, no search, on the narrow network
+    base = dict(weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE, epochs=8, batch_size=16, fine_tune_epochs=0,
                 tensorboard=False, search="none", refit=False)
     return inceptune.train(str(data), out=str(out), **{**base, **settings})
 
@@ -39,7 +39,7 @@ def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenopte
     from inceptune.training.policies import resolve_policy
 
     records = [r for r in read_manifest(first.run / "manifest.csv") if r.split == "train"]
-    cache = FeatureCache(default_cache_dir(), feature_space(resolve_weights(str(SHARED_WEIGHTS)), 75))
+    cache = FeatureCache(default_cache_dir(), feature_space(resolve_weights(str(NARROW_WEIGHTS)), 75))
     views = view_records(records, resolve_policy("default"), 2, 1337)
     original = cache.get(POOLED, records[0].sha256)
     first_view, second_view = (cache.get(POOLED, view[0].sha256) for view in views)
@@ -47,9 +47,10 @@ def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenopte
     assert np.abs(first_view - original).max() > 1e-3 and np.abs(second_view - first_view).max() > 1e-3
 
 
-def test_label_smoothing_keeps_the_training_loss_off_zero(small_hymenoptera, tmp_path):
-    plain = _train(small_hymenoptera, tmp_path / "plain", epochs=30, learning_rate=1e-2, test_split=0.0)
-    smooth = _train(small_hymenoptera, tmp_path / "smooth", epochs=30, learning_rate=1e-2, test_split=0.0,
+def test_label_smoothing_keeps_the_training_loss_off_zero(tmp_path):
+    colors = make_color_dataset(tmp_path / "colors", per_class=20)  # separable: the plain loss goes to zero
+    plain = _train(colors, tmp_path / "plain", epochs=30, learning_rate=1e-2, test_split=0.0, image_size=75)
+    smooth = _train(colors, tmp_path / "smooth", epochs=30, learning_rate=1e-2, test_split=0.0, image_size=75,
                     label_smoothing=0.2, class_weight="auto")
     plain_loss, smooth_loss = (float(list(csv_rows(r.run / "history.csv"))[-1]["loss"]) for r in (plain, smooth))
     # Binary cross-entropy against smoothed targets (0.9/0.1) cannot go below their entropy, 0.325.
@@ -67,8 +68,11 @@ def csv_rows(path):
 def test_a_legacy_h5_saved_the_seeds_way_trains_further_on_other_classes(small_hymenoptera, tmp_path):
     import keras
 
-    # The seeds' recipe: InceptionV3 base, GAP, Dense(1024), softmax over their own classes, model.save('.h5').
-    base = keras.applications.InceptionV3(weights=str(SHARED_WEIGHTS), include_top=False)
+    # The seeds' recipe (on the narrow network): InceptionV3 base, GAP, Dense(1024), softmax over their own classes, model.save('.h5').
+    from inceptune.models.backbone import build_backbone
+    from inceptune.models.weights import resolve_weights
+
+    base = build_backbone(resolve_weights(str(NARROW_WEIGHTS)), 75)  # the narrow network, laid out as InceptionV3
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     x = keras.layers.Dense(64, activation="relu")(x)
     seeds = keras.Model(base.input, keras.layers.Dense(3, activation="softmax")(x))
@@ -126,7 +130,7 @@ def test_numpy_arrays_train_the_pretrained_recipe_grayscale_and_one_hot(tmp_path
     np.save(tmp_path / "X.npy", np.stack([_shape_image(k, rng) for k in labels]).astype("float32") / 255)
     np.save(tmp_path / "y.npy", np.eye(3, dtype="float32")[labels])  # one-hot
     cache = tmp_path / "cache" / "features"
-    result = inceptune.train(str(tmp_path / "X.npy"), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
+    result = inceptune.train(str(tmp_path / "X.npy"), out=str(tmp_path / "run"), weights=str(NARROW_WEIGHTS),
                              image_size=75, epochs=25, fine_tune_epochs=0, val_split=0.2, test_split=0.2,
                              cache_dir=str(cache), tensorboard=False)
     assert json.loads((result.run / "labels.json").read_text())["classes"] == ["0", "1", "2"]
@@ -149,7 +153,7 @@ def test_lr_find_suggests_a_rate_where_the_loss_falls_fastest(small_hymenoptera,
     steps = 100 if phase == "head" else 40
     finding = inceptune.lr_find(str(small_hymenoptera), phase=phase, plot=str(tmp_path / "lr.png"), steps=steps,
                                 min_lr=1e-6 if phase == "head" else 1e-7, max_lr=10 if phase == "head" else 1e-1,
-                                weights=str(SHARED_WEIGHTS), image_size=SMALL_SIZE, batch_size=16)
+                                weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE, batch_size=16)
     assert png_size(tmp_path / "lr.png")[0] > 300
     rates, smoothed = np.array(finding.learning_rates), np.array(finding.smoothed)
     low, high = finding.fastest_range

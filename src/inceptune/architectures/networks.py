@@ -21,6 +21,7 @@ from collections.abc import Callable
 import keras
 
 from inceptune.architectures import blocks
+from inceptune.architectures.inception_v3 import MIN_SIDE, inception_v3_features
 from inceptune.errors import UserError
 from inceptune.settings.schema import ARCHITECTURES
 
@@ -92,28 +93,11 @@ def inception_v3(input_shape=(299, 299, 3), classes: int = 1000, width: float = 
                  dropout: float = 0.0) -> keras.Model:
     """Inception-v3 from scratch: 23,851,784 parameters at 299x299x3, 1000 classes and width 1
     (as keras.applications.InceptionV3). Inputs of 75x75 or more, any number of channels."""
-    if min(input_shape[:2]) < 75:
-        raise UserError(f"Inception-v3 needs inputs of at least 75x75, got {input_shape[0]}x{input_shape[1]}.")
-
-    def w(filters: int) -> int:
-        return max(1, round(filters * width))
-
+    if min(input_shape[:2]) < MIN_SIDE:
+        raise UserError(f"Inception-v3 needs inputs of at least {MIN_SIDE}x{MIN_SIDE}, "
+                        f"got {input_shape[0]}x{input_shape[1]}.")
     inputs = keras.Input(input_shape, name="image")
-    x = blocks.conv(inputs, w(32), 3, strides=2, padding="valid", name="stem_1")
-    x = blocks.conv(x, w(32), 3, padding="valid", name="stem_2")
-    x = blocks.conv(x, w(64), 3, name="stem_3")
-    x = layers.MaxPooling2D(3, strides=2, name="stem_pool_1")(x)
-    x = blocks.conv(x, w(80), 1, padding="valid", name="stem_4")
-    x = blocks.conv(x, w(192), 3, padding="valid", name="stem_5")
-    x = layers.MaxPooling2D(3, strides=2, name="stem_pool_2")(x)
-    for i, pool in enumerate((32, 64, 64)):
-        x = blocks.inception_v3_a(x, w(pool), w(64), (w(48), w(64)), (w(64), w(96), w(96)), name=f"mixed{i}")
-    x = blocks.grid_reduction_v3_a(x, w(384), (w(64), w(96), w(96)), name="mixed3")
-    for i, c7 in enumerate((128, 160, 160, 192), start=4):
-        x = blocks.inception_v3_b(x, w(c7), w(192), name=f"mixed{i}")
-    x = blocks.grid_reduction_v3_b(x, (w(192), w(320)), w(192), name="mixed8")
-    for i in (9, 10):
-        x = blocks.inception_v3_c(x, w(320), w(384), w(448), w(192), name=f"mixed{i}")
+    x = inception_v3_features(inputs, width)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)

@@ -84,8 +84,9 @@ def local_cache_root(location: str | os.PathLike | None = None) -> Path:
 def feature_space(weights, image_size: int, seed: int = 0) -> dict:
     """The cache space of InceptionV3 features: `weights` is a resolved `Weights`; random weights
     (`none`) depend on the seed that initialised them."""
+    width = weights.width
     return {
-        "backbone": "inception_v3",
+        "backbone": "inception_v3" if width == 1.0 else f"inception_v3-width-{width:g}",
         "weights": weights.fingerprint if weights.pretrained else f"random-seed-{seed}",
         "image_size": image_size,
         "resize": "bilinear-antialias",

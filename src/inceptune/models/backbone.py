@@ -13,16 +13,21 @@ import warnings
 
 import keras
 
+from pathlib import Path
+
+from inceptune.architectures.inception_v3 import inception_v3_base
 from inceptune.errors import UserError
 from inceptune.models.inception import BLOCKS, MIN_IMAGE_SIZE
-from inceptune.models.weights import Weights
-
+from inceptune.models.weights import WIDTH_ATTRIBUTE, Weights
 
 
 def build_backbone(weights: Weights, image_size: int) -> keras.Model:
-    """InceptionV3 without its classifier top, taking (image_size, image_size, 3) inputs in [-1, 1]."""
+    """InceptionV3 without its classifier top, taking (image_size, image_size, 3) inputs in [-1, 1]
+    (of the width the weights file declares: keras.applications' own at width 1)."""
     check_image_size(image_size)
     try:
+        if weights.width != 1.0:
+            return load_narrow_inception_v3(weights, (image_size, image_size, 3))
         return load_inception_v3(weights, include_top=False, input_shape=(image_size, image_size, 3))
     except ValueError as exc:
         raise UserError(
@@ -31,7 +36,7 @@ def build_backbone(weights: Weights, image_size: int) -> keras.Model:
 
 
 def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> keras.Model:
-    """keras.applications.InceptionV3 with `weights`, strictly.
+    """keras.applications.InceptionV3 with `weights`, strictly (a narrow network's file has no top to load).
 
     Keras only warns when parts of a weights file do not match the model
     (those layers silently keep random weights); here any mismatch raises.
@@ -39,6 +44,8 @@ def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> 
     Raises:
         ValueError: with the first line of what went wrong.
     """
+    if weights.width != 1.0:
+        raise ValueError(f"the file holds an Inception-v3 of width {weights.width:g}, without a classifier top")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -52,6 +59,60 @@ def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> 
     if mismatch:
         raise ValueError(str(mismatch[0].message).splitlines()[0][:160])
     return model
+
+
+def load_narrow_inception_v3(weights: Weights, input_shape) -> keras.Model:
+    """The narrow Inception-v3 a weights file declares, with its weights (strictly, as load_inception_v3).
+
+    Raises:
+        ValueError: with the first line of what went wrong.
+    """
+    model = inception_v3_base(input_shape, weights.width)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(str(weights.path))
+    except (ValueError, OSError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(first_line[:160]) from None
+    mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)
+                or "mismatch" in str(w.message)]
+    if mismatch:
+        raise ValueError(str(mismatch[0].message).splitlines()[0][:160])
+    return model
+
+
+def save_backbone_weights(model: keras.Model, path: str | Path, width: float) -> Path:
+    """Write an Inception-v3 base's weights as a `.weights.h5` file that `--weights PATH` takes, declaring
+    its width (a narrow network is built to match when the file is read)."""
+    import h5py
+
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"{path}: a backbone's weights file must end in .weights.h5")
+    model.save_weights(str(path))
+    if width != 1.0:
+        with h5py.File(path, "a") as f:
+            f.attrs[WIDTH_ATTRIBUTE] = float(width)
+    return path
+
+
+def write_narrow_weights(path: str | Path, width: float = 0.125, seed: int = 0) -> Path:
+    """A randomly initialised (seeded) Inception-v3 of `width` as a weights file: a small real network with
+    Inception-v3's layout, block names and feature sources, for tests and demos of the mechanics (its
+    features are random projections, not ImageNet's)."""
+    if not 0 < width < 1:
+        raise ValueError(f"width must be between 0 and 1 (exclusive), got {width}")
+    import numpy as np
+
+    model = inception_v3_base((MIN_IMAGE_SIZE, MIN_IMAGE_SIZE, 3), width)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # He initialisation: activations keep their scale through the 94 ReLU layers
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            kernel.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), kernel.shape).astype("float32"))
+    return save_backbone_weights(model, path, width)
 
 
 def check_image_size(image_size: int) -> None:

@@ -25,7 +25,9 @@ from pathlib import Path
 import keras
 
 from inceptune import console
+from inceptune.architectures.inception_v3 import first_conv_width, inception_v3_base
 from inceptune.errors import UserError
+from inceptune.models.backbone import save_backbone_weights
 from inceptune.models.parts import ModelParts, model_parts
 from inceptune.models.weights import Weights, file_fingerprint
 from inceptune.runs import load_keras_model
@@ -67,7 +69,7 @@ def load_source(spec: str, classes: list[str], cache_root: Path, unsafe: bool = 
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.tmp.weights.h5")
-        base.save_weights(tmp)
+        save_backbone_weights(base, tmp, first_conv_width(base))
         tmp.replace(target)
     head = None
     same = source_classes is not None and source_classes == list(classes)
@@ -139,15 +141,23 @@ def _parts(model: keras.Model) -> ModelParts | None:
 
 
 def _inception_base(model: keras.Model, spec: str) -> keras.Model:
-    """The InceptionV3 part of `model`, as a model with InceptionV3's weight order (no top)."""
-    fresh = keras.applications.InceptionV3(include_top=False, weights=None)
-    expected = [tuple(w.shape) for w in fresh.weights]
+    """The InceptionV3 part of `model`, as a model with InceptionV3's weight order (no top); a narrow
+    Inception-v3 (models/backbone.py) as one of its width."""
     candidates = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     try:
         candidates.append(keras.Model(model.inputs, model.get_layer("mixed10").output))
     except ValueError:
         pass
+    fresh_of_width: dict[float, keras.Model] = {}
     for candidate in candidates:
+        if not any(isinstance(layer, keras.layers.Conv2D) for layer in candidate.layers):
+            continue
+        width = first_conv_width(candidate)
+        if width not in fresh_of_width:
+            fresh_of_width[width] = (keras.applications.InceptionV3(include_top=False, weights=None) if width == 1.0
+                                     else inception_v3_base((None, None, 3), width))
+        fresh = fresh_of_width[width]
+        expected = [tuple(w.shape) for w in fresh.weights]
         inner = candidate
         if any(layer.name == "mixed10" for layer in candidate.layers) and len(candidate.weights) != len(expected):
             inner = keras.Model(candidate.inputs, candidate.get_layer("mixed10").output)

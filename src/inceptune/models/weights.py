@@ -4,7 +4,9 @@
                 cached in ~/.keras/models), or the local file named by the
                 environment variable INCEPTUNE_WEIGHTS on offline machines.
     "none"      random initialisation (for training from scratch).
-    PATH        a local InceptionV3 weights file (.h5 or .weights.h5).
+    PATH        a local InceptionV3 weights file (.h5 or .weights.h5); a narrower
+                Inception-v3 (same layout, fewer channels) when the file says so
+                (models/backbone.py writes such files: small real networks for tests).
 
 Resolved once, here; everything else receives a `Weights`.
 """
@@ -41,10 +43,16 @@ class Weights:
     def pretrained(self) -> bool:
         return self.path is not None
 
+    @property
+    def width(self) -> float:
+        """The width multiplier of the Inception-v3 these weights are for (1: keras.applications')."""
+        return 1.0 if self.path is None else declared_width(self.path)
+
     def describe(self) -> str:
         if self.path is None:
             return "random initialisation (--weights none)"
-        return f"{self.spec} ({self.path})" if self.spec == "imagenet" else str(self.path)
+        described = f"{self.spec} ({self.path})" if self.spec == "imagenet" else str(self.path)
+        return described if self.width == 1.0 else f"{described}, an Inception-v3 of width {self.width:g}"
 
 
 def resolve_weights(spec: str = "imagenet", include_top: bool = False) -> Weights:
@@ -90,6 +98,26 @@ def _download_keras_weights(include_top: bool) -> Weights:
             f"pass --weights PATH to a local weights file, or set {ENV_VAR}=PATH on offline machines."
         ) from None
     return Weights("imagenet", Path(path).resolve(), f"keras-md5-{md5}")
+
+
+WIDTH_ATTRIBUTE = "inceptune_inception_v3_width"  # set on weights files of a narrower Inception-v3
+
+
+def declared_width(path: Path) -> float:
+    """The width a weights file declares (its HDF5 root attribute), 1.0 when it declares none."""
+    stat = Path(path).stat()
+    return _width_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _width_cached(path: str, size: int, mtime_ns: int) -> float:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return float(f.attrs.get(WIDTH_ATTRIBUTE, 1.0))
+    except OSError:  # not HDF5: loading it says what is wrong
+        return 1.0
 
 
 @functools.lru_cache(maxsize=8)
