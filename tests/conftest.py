@@ -72,6 +72,50 @@ def pytest_runtest_protocol(item, nextitem):
             log.write(f"{int(peak) // 1024}\t{item.nodeid}\n")
 
 
+def _memory_used_mib() -> int:
+    """What the whole machine uses now (MemTotal - MemAvailable): every worker, child process and server."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) // 1024
+
+
+class _MachineMemory:
+    """With INCEPTUNE_TEST_MEMORY, the controlling process also records the whole suite's peak: the machine's
+    used memory, read every 0.2 s for the length of the run (the workers' per-test peaks miss their children)."""
+
+    def __init__(self):
+        import threading
+
+        self.start = self.peak = _memory_used_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="machine-memory", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _memory_used_mib())
+
+    def finish(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        return (f"{self.peak}\tthe whole suite: the machine's peak used memory, MiB ({self.peak - self.start} above "
+                f"the {self.start} in use when it started)")
+
+
+def pytest_sessionstart(session):
+    if MEMORY_LOG and not os.environ.get("PYTEST_XDIST_WORKER"):
+        session.config._machine_memory = _MachineMemory()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    watcher = getattr(config, "_machine_memory", None)
+    if watcher is not None:
+        line = watcher.finish()
+        with open(MEMORY_LOG, "a") as log:
+            log.write(line + "\n")
+        peak, what = line.split("\t")
+        terminalreporter.write_line(f"memory: {what}: {peak}")
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_WEIGHTS = SHARED / "weights" / "inception_v3_imagenet2015_partial_notop.weights.h5"
 HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
@@ -114,7 +158,7 @@ def built_once(name: str, build) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def narrow_weights() -> Path:
     """NARROW_WEIGHTS, written once per test run (seeded: the same file for every worker)."""
-    from inceptune.models.backbone import write_narrow_weights
+    from inceptune.models.narrow import write_narrow_weights
 
     with _run_lock("narrow-weights"):
         if not NARROW_WEIGHTS.is_file():
@@ -336,8 +380,8 @@ def flowers_run(small_flowers):
 
 @pytest.fixture(scope="session")
 def pretrained_flowers_run(small_flowers):
-    """flowers_run's recipe on the real network, head only: for what pretrained features give (OOD scores)."""
-    return _small_run(small_flowers, "flowers-pretrained", SHARED_WEIGHTS, fine_tune_epochs=0, val_split=0.2,
+    """flowers_run's recipe on the real network: for what pretrained features give (OOD scores, accuracy)."""
+    return _small_run(small_flowers, "flowers-pretrained", SHARED_WEIGHTS, fine_tune_epochs=1, val_split=0.2,
                       test_split=0.34)
 
 

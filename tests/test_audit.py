@@ -130,9 +130,9 @@ def _audit(data: Path, out: Path) -> inceptune.audits.run.AuditResult:
     return inceptune.audit(str(data), weights=str(SHARED_WEIGHTS), image_size=SIZE, out=str(out))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: the tests of other modules run between this group's, on its worker
 def mislabelled(tmp_path_factory):
-    """flowers5 with 8% of its photos moved to a wrong class (seeded), audited."""
+    """flowers5 with 8% of its photos moved to a wrong class (seeded), audited (once per worker)."""
     if not FLOWERS.is_dir() or not SHARED_WEIGHTS.is_file():
         pytest.skip(f"needs {FLOWERS} and {SHARED_WEIGHTS}")
     root = tmp_path_factory.mktemp("mislabelled") / "flowers"

@@ -6,16 +6,16 @@ import pytest
 from PIL import Image, ImageDraw
 
 import inceptune
-from conftest import NARROW_WEIGHTS, SMALL_SIZE, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, SHARED_WEIGHTS, SMALL_SIZE, requires_shared, run_cli
 from contract import check_cv_folder
 from inceptune.inference.gradcam import GradCam
 from inceptune.runs import RunFolder
 
 
 @requires_shared
-def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, tmp_path):
+def test_cv_runs_every_fold_on_the_cached_features(pretrained_flowers_run, small_flowers, tmp_path):
     proc = run_cli("cv", str(small_flowers), "--folds", "3", "--out", str(tmp_path / "cv"),
-                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
+                   "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
                    "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
@@ -60,10 +60,11 @@ def objects_run(tmp_path_factory):
     for name, color in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
         for i in range(14):
             _scene(root / "data" / name / f"{i}.png", color, tuple(rng.integers(40, 184, 2)))
-    return inceptune.train(str(root / "data"), out=str(root / "run"), weights=str(NARROW_WEIGHTS), image_size=299,
+    return inceptune.train(str(root / "data"), out=str(root / "run"), weights=str(SHARED_WEIGHTS), image_size=299,
                            epochs=20, fine_tune_epochs=0, test_split=0.0)
 
 
+@requires_shared
 @pytest.mark.parametrize("center", [(72, 72), (152, 140)])
 def test_grad_cam_puts_most_of_its_mass_on_the_object(objects_run, tmp_path, center):
     radius = 64  # the disc covers a quarter of the 224x224 image
@@ -79,6 +80,7 @@ def test_grad_cam_puts_most_of_its_mass_on_the_object(objects_run, tmp_path, cen
     assert heatmap[inside].mean() > 2 * heatmap[~inside].mean()
 
 
+@requires_shared
 def test_explain_command_saves_an_overlay_per_image(objects_run, tmp_path):
     image = _scene(tmp_path / "in" / "blue.png", (30, 30, 220), (112, 112))
     (tmp_path / "in" / "notes.jpg").write_text("not an image")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import NARROW_WEIGHTS, SMALL_SIZE, one_sentence_error, requires_shared, run_cli
+from conftest import NARROW_WEIGHTS, SMALL_SIZE, make_color_dataset, one_sentence_error, requires_shared, run_cli
 from inceptune import hooks
 from inceptune.models.ood import split_outputs
 
@@ -176,12 +176,13 @@ def test_an_int8_export_keeps_its_held_out_accuracy_and_auto_times_it(exported_r
     assert len(timed) == 2 and "onnx-int8" not in timed[1]["seconds_per_image"]
 
 
-def test_train_ends_with_the_fastest_checked_export(small_flowers, tmp_path):
+def test_train_ends_with_the_fastest_checked_export(tmp_path):
     """--export auto (the default; the test suite sets INCEPTUNE_EXPORT=none for every other run)."""
+    colors = make_color_dataset(tmp_path / "colors", per_class=12, classes=("blue", "green", "red"))
     run = tmp_path / "run"
     timed = []
     with hooks.listen("runtimes_timed", timed.append):
-        inceptune.train(str(small_flowers), out=str(run), weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE,
+        inceptune.train(str(colors), out=str(run), weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE,
                         epochs=5, batch_size=16, search="none", refit=False, fine_tune_epochs=0,
                         duplicate_similarity=1.0, test_split=0.34, export="auto")
     assert len(timed) == 1

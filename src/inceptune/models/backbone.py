@@ -97,24 +97,6 @@ def save_backbone_weights(model: keras.Model, path: str | Path, width: float) ->
     return path
 
 
-def write_narrow_weights(path: str | Path, width: float = 0.125, seed: int = 0) -> Path:
-    """A randomly initialised (seeded) Inception-v3 of `width` as a weights file: a small real network with
-    Inception-v3's layout, block names and feature sources, for tests and demos of the mechanics (its
-    features are random projections, not ImageNet's)."""
-    if not 0 < width < 1:
-        raise ValueError(f"width must be between 0 and 1 (exclusive), got {width}")
-    import numpy as np
-
-    model = inception_v3_base((MIN_IMAGE_SIZE, MIN_IMAGE_SIZE, 3), width)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:  # He initialisation: activations keep their scale through the 94 ReLU layers
-        if isinstance(layer, keras.layers.Conv2D):
-            kernel = layer.kernel
-            fan_in = int(np.prod(kernel.shape[:-1]))
-            kernel.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), kernel.shape).astype("float32"))
-    return save_backbone_weights(model, path, width)
-
-
 def check_image_size(image_size: int) -> None:
     if image_size < MIN_IMAGE_SIZE:
         raise UserError(f"--image-size must be at least {MIN_IMAGE_SIZE} for InceptionV3, got {image_size}.")
