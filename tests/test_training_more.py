@@ -68,11 +68,8 @@ def csv_rows(path):
 def test_a_legacy_h5_saved_the_seeds_way_trains_further_on_other_classes(small_hymenoptera, tmp_path):
     import keras
 
-    # The seeds' recipe (on the narrow network): InceptionV3 base, GAP, Dense(1024), softmax over their own classes, model.save('.h5').
-    from inceptune.models.backbone import build_backbone
-    from inceptune.models.weights import resolve_weights
-
-    base = build_backbone(resolve_weights(str(NARROW_WEIGHTS)), 75)  # the narrow network, laid out as InceptionV3
+    # The seeds' recipe: InceptionV3 base, GAP, Dense(1024), softmax over their own classes, model.save('.h5').
+    base = keras.applications.InceptionV3(weights=str(SHARED_WEIGHTS), include_top=False)
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     x = keras.layers.Dense(64, activation="relu")(x)
     seeds = keras.Model(base.input, keras.layers.Dense(3, activation="softmax")(x))
@@ -111,6 +108,23 @@ def test_a_run_continued_on_the_same_classes_keeps_its_trained_head(trained_run,
     assert np.abs(expected - 0.5).max() > 0.05  # a trained head, not an untrained one's 0.5s
 
 
+def test_a_run_on_the_narrow_network_continues_on_a_network_of_its_width(flowers_run, small_flowers, tmp_path):
+    import keras
+
+    from inceptune.data.images import load_image
+    from inceptune.data.pipeline import resize_image
+
+    result = _train(small_flowers, tmp_path / "again", from_model=str(flowers_run.run), epochs=0, val_split=0.2,
+                    test_split=0.34, calibrate="none")
+    before, after = (keras.saving.load_model(run / "model.keras") for run in (flowers_run.run, result.run))
+    first_convs = [next(layer for layer in model_parts(m).backbone.layers if isinstance(layer, keras.layers.Conv2D))
+                   for m in (before, after)]
+    assert [conv.filters for conv in first_convs] == [4, 4]  # 32 x 1/8: the base kept its width
+    images = np.stack([resize_image(load_image(p), SMALL_SIZE) for p in sorted((small_flowers / "roses").iterdir())[:3]])
+    np.testing.assert_allclose(split_outputs(after.predict(images, verbose=0))[0],
+                               split_outputs(before.predict(images, verbose=0))[0], atol=1e-5)
+
+
 def test_an_h5_with_python_code_is_refused_unless_unsafe(small_hymenoptera, tmp_path):
     import keras
 
@@ -130,7 +144,7 @@ def test_numpy_arrays_train_the_pretrained_recipe_grayscale_and_one_hot(tmp_path
     np.save(tmp_path / "X.npy", np.stack([_shape_image(k, rng) for k in labels]).astype("float32") / 255)
     np.save(tmp_path / "y.npy", np.eye(3, dtype="float32")[labels])  # one-hot
     cache = tmp_path / "cache" / "features"
-    result = inceptune.train(str(tmp_path / "X.npy"), out=str(tmp_path / "run"), weights=str(NARROW_WEIGHTS),
+    result = inceptune.train(str(tmp_path / "X.npy"), out=str(tmp_path / "run"), weights=str(SHARED_WEIGHTS),
                              image_size=75, epochs=25, fine_tune_epochs=0, val_split=0.2, test_split=0.2,
                              cache_dir=str(cache), tensorboard=False)
     assert json.loads((result.run / "labels.json").read_text())["classes"] == ["0", "1", "2"]
@@ -237,7 +251,8 @@ def test_mixed_precision_under_a_mirrored_strategy_trains_with_float32_outputs(s
     import keras
 
     result = _train(small_hymenoptera, tmp_path / "run", image_size=75, epochs=4, fine_tune_epochs=1,
-                    test_split=0.0, precision="mixed", distribute="mirrored")
+                    test_split=0.0, precision="mixed", distribute="mirrored",
+                    weights=str(SHARED_WEIGHTS))  # it learns: pretrained features
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
     assert result.metrics["val"]["accuracy"] > 0.6
     model = keras.saving.load_model(result.run / "model.keras")
