@@ -121,8 +121,9 @@ SHARED_WEIGHTS = SHARED / "weights" / "inception_v3_imagenet2015_partial_notop.w
 HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
 FLOWERS = SHARED / "datasets" / "flowers5"
 
-# Converting Inception-v3 to ONNX peaks near 11 GB (tf2onnx; INCEPTUNE_TEST_MEMORY measures it): tests that export
-# take turns on one worker, so two conversions never add up on a 24 GB machine (a pair got a CI worker killed).
+# Converting the full Inception-v3 to ONNX peaks near 11 GB (tf2onnx; INCEPTUNE_TEST_MEMORY measures it), so the
+# fast suite exports only the narrow network. What is still heavy beside another test (Ray clusters of several
+# processes, NNCF's accuracy control) takes turns on one worker.
 EXPORTS = pytest.mark.xdist_group("exports")
 # Each live `serve` is a process of its own (~1.3 GB at 150 px): the serving tests take turns on one worker, so
 # at most one server is up beside an export (two servers and an ONNX conversion got a CI worker killed).
@@ -348,12 +349,18 @@ def one_sentence_error(proc) -> str:
     return " ".join(proc.stderr.split())  # rich wraps long lines; join them back
 
 
+def _shared_subset(source: Path, per_class: int) -> Path:
+    """The first `per_class` photos of each class of a shared dataset, copied once per test run (the same
+    files for every worker)."""
+    if not source.is_dir():
+        pytest.skip(f"needs {source}")
+    return built_once(f"{source.name}-small", lambda target: copy_subset(source, target, per_class=per_class))
+
+
 @pytest.fixture(scope="session")
 def small_hymenoptera() -> Path:
-    """30 photos of each hymenoptera class and split, copied once per test run (the same files for every worker)."""
-    if not HYMENOPTERA.is_dir():
-        pytest.skip(f"needs {HYMENOPTERA}")
-    return built_once("hymenoptera-small", lambda target: copy_subset(HYMENOPTERA, target, per_class=30))
+    """30 photos of each hymenoptera class and split."""
+    return _shared_subset(HYMENOPTERA, per_class=30)
 
 
 @pytest.fixture(scope="session")
@@ -364,10 +371,8 @@ def trained_run(small_hymenoptera):
 
 @pytest.fixture(scope="session")
 def small_flowers() -> Path:
-    """12 photos of each flowers5 class, copied once per test run (the same files for every worker)."""
-    if not FLOWERS.is_dir():
-        pytest.skip(f"needs {FLOWERS}")
-    return built_once("flowers5-small", lambda target: copy_subset(FLOWERS, target, per_class=12))
+    """12 photos of each flowers5 class."""
+    return _shared_subset(FLOWERS, per_class=12)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import inceptune
-from conftest import NARROW_WEIGHTS, FLOWERS, SHARED_WEIGHTS, headless_chromium, make_color_dataset, one_sentence_error, \
+from conftest import NARROW_WEIGHTS, FLOWERS, SHARED_WEIGHTS, built_once, headless_chromium, make_color_dataset, merge_cache, \
+    one_sentence_error, \
     requires_shared, run_cli
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
@@ -130,15 +131,36 @@ def _audit(data: Path, out: Path) -> inceptune.audits.run.AuditResult:
     return inceptune.audit(str(data), weights=str(SHARED_WEIGHTS), image_size=SIZE, out=str(out))
 
 
-@pytest.fixture(scope="session")  # not module: the tests of other modules run between this group's, on its worker
-def mislabelled(tmp_path_factory):
-    """flowers5 with 8% of its photos moved to a wrong class (seeded), audited (once per worker)."""
+@pytest.fixture(scope="session")
+def mislabelled():
+    """flowers5 with 8% of its photos moved to a wrong class (seeded), audited once per test run for every worker
+    (built_once; each worker's feature cache then holds the audit's features, as train reads them)."""
     if not FLOWERS.is_dir() or not SHARED_WEIGHTS.is_file():
         pytest.skip(f"needs {FLOWERS} and {SHARED_WEIGHTS}")
-    root = tmp_path_factory.mktemp("mislabelled") / "flowers"
-    shutil.copytree(FLOWERS, root)
-    moved = move_to_wrong_class(root, 0.08, seed=0)
-    return root, moved, _audit(root, root.parent / "audit")
+    import os
+
+    from inceptune.audits.report import Issue
+    from inceptune.audits.run import AuditResult
+
+    def build(folder: Path) -> None:
+        shutil.copytree(FLOWERS, folder / "flowers")
+        moved = move_to_wrong_class(folder / "flowers", 0.08, seed=0)
+        (folder / "moved.json").write_text(json.dumps(moved))
+        saved = os.environ["INCEPTUNE_CACHE"]
+        os.environ["INCEPTUNE_CACHE"] = str(folder / "cache")
+        try:
+            _audit(folder / "flowers", folder / "audit")
+        finally:
+            os.environ["INCEPTUNE_CACHE"] = saved
+
+    folder = built_once("audit-mislabelled", build)
+    merge_cache(folder / "cache", Path(os.environ["INCEPTUNE_CACHE"]))
+    with open(folder / "audit" / "issues.csv", newline="") as f:  # the issues, in the order audit wrote them
+        issues = [Issue(r["path"], r["issue"], float(r["score"]), "", suggested_label=r["suggested_label"],
+                        duplicate_of=r["duplicate_of"]) for r in csv.DictReader(f)]
+    record = json.loads((folder / "audit" / "audit.json").read_text())
+    return folder / "flowers", json.loads((folder / "moved.json").read_text()), \
+        AuditResult(folder / "audit", issues, record)
 
 
 @requires_shared
@@ -176,7 +198,7 @@ def _split_folders_with_planted_copies(root: Path) -> list[tuple[str, str]]:
 
 @requires_shared
 @pytest.mark.xdist_group("audit")
-def test_audit_finds_planted_near_duplicates_and_the_leakage_across_given_splits(tmp_path):
+def test_audit_finds_planted_near_duplicates_and_the_leakage_across_given_splits(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     root = tmp_path / "flowers"
     pairs = _split_folders_with_planted_copies(root)
     result = _audit(root, tmp_path / "audit")
@@ -199,7 +221,7 @@ def test_audit_finds_planted_near_duplicates_and_the_leakage_across_given_splits
 
 @requires_shared
 @pytest.mark.xdist_group("audit")
-def test_train_keeps_every_near_duplicate_cluster_in_one_split(tmp_path):
+def test_train_keeps_every_near_duplicate_cluster_in_one_split(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     root = tmp_path / "flowers"
     shutil.copytree(FLOWERS, root)
     pairs = plant_near_duplicates(root, 30, seed=1)
@@ -269,7 +291,7 @@ def test_outliers_are_far_from_their_class_and_from_every_class():
 
 @requires_shared
 @pytest.mark.xdist_group("audit")
-def test_audit_flags_dark_small_and_near_constant_photos(tmp_path):
+def test_audit_flags_dark_small_and_near_constant_photos(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     from PIL import Image, ImageEnhance
 
     root = tmp_path / "flowers"
