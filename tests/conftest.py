@@ -268,18 +268,25 @@ def _small_run(data: Path, name: str, weights: Path, **settings):
     from inceptune.training.result import TrainResult
 
     def build(folder: Path) -> None:
-        saved = os.environ["INCEPTUNE_CACHE"]
-        os.environ["INCEPTUNE_CACHE"] = str(folder / "cache")  # the run's own cache, merged into each worker's
-        try:  # both phases with the dense head, as given, fitted once (tests/test_search.py covers the search and refit)
+        with own_cache(folder / "cache"):  # both phases with the dense head, as given, fitted once
             inceptune.train(str(data), out=str(folder / name), weights=str(weights), image_size=SMALL_SIZE, epochs=15,
                             batch_size=16, search="none", refit=False, duplicate_similarity=1.0, **settings)
-        finally:
-            os.environ["INCEPTUNE_CACHE"] = saved
 
     folder = built_once(f"run-{name}", build)
     merge_cache(folder / "cache", Path(os.environ["INCEPTUNE_CACHE"]))
     run = folder / name
     return TrainResult(run, json.loads((run / "metrics.json").read_text()))
+
+
+@contextmanager
+def own_cache(folder: Path):
+    """INCEPTUNE_CACHE at `folder` for the block: a shared build's own cache, merged into each worker's after."""
+    saved = os.environ["INCEPTUNE_CACHE"]
+    os.environ["INCEPTUNE_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ["INCEPTUNE_CACHE"] = saved
 
 
 def merge_cache(source: Path, target: Path) -> None:

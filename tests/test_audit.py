@@ -14,7 +14,7 @@ import pytest
 
 import inceptune
 from conftest import NARROW_WEIGHTS, FLOWERS, SHARED_WEIGHTS, built_once, headless_chromium, make_color_dataset, merge_cache, \
-    one_sentence_error, \
+    one_sentence_error, own_cache, \
     requires_shared, run_cli
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
@@ -146,12 +146,8 @@ def mislabelled():
         shutil.copytree(FLOWERS, folder / "flowers")
         moved = move_to_wrong_class(folder / "flowers", 0.08, seed=0)
         (folder / "moved.json").write_text(json.dumps(moved))
-        saved = os.environ["INCEPTUNE_CACHE"]
-        os.environ["INCEPTUNE_CACHE"] = str(folder / "cache")
-        try:
+        with own_cache(folder / "cache"):
             _audit(folder / "flowers", folder / "audit")
-        finally:
-            os.environ["INCEPTUNE_CACHE"] = saved
 
     folder = built_once("audit-mislabelled", build)
     merge_cache(folder / "cache", Path(os.environ["INCEPTUNE_CACHE"]))

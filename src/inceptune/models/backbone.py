@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import warnings
 
-import keras
-
 from pathlib import Path
+
+import keras
 
 from inceptune.architectures.inception_v3 import inception_v3_base
 from inceptune.errors import UserError
@@ -46,19 +46,8 @@ def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> 
     """
     if weights.width != 1.0:
         raise ValueError(f"the file holds an Inception-v3 of width {weights.width:g}, without a classifier top")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = keras.applications.InceptionV3(
-                include_top=include_top, weights=str(weights.path) if weights.path else None, input_shape=input_shape
-            )
-    except (ValueError, OSError, KeyError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(first_line[:160]) from None
-    mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)]
-    if mismatch:
-        raise ValueError(str(mismatch[0].message).splitlines()[0][:160])
-    return model
+    return _strictly(lambda: keras.applications.InceptionV3(
+        include_top=include_top, weights=str(weights.path) if weights.path else None, input_shape=input_shape))
 
 
 def load_narrow_inception_v3(weights: Weights, input_shape) -> keras.Model:
@@ -68,18 +57,28 @@ def load_narrow_inception_v3(weights: Weights, input_shape) -> keras.Model:
         ValueError: with the first line of what went wrong.
     """
     model = inception_v3_base(input_shape, weights.width)
+    _strictly(lambda: model.load_weights(str(weights.path)), also=("mismatch",))
+    return model
+
+
+def _strictly(load, also: tuple[str, ...] = ()):
+    """What `load()` returns, except that a weights file that does not fit raises (Keras only warns, and
+    those layers keep random weights); `also`: further words of such a warning.
+
+    Raises:
+        ValueError: with the first line of what went wrong.
+    """
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model.load_weights(str(weights.path))
+            loaded = load()
     except (ValueError, OSError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(first_line[:160]) from None
-    mismatch = [w for w in caught if "retain" in str(w.message) or "Skipping" in str(w.message)
-                or "mismatch" in str(w.message)]
+    mismatch = [w for w in caught if any(word in str(w.message) for word in ("retain", "Skipping", *also))]
     if mismatch:
         raise ValueError(str(mismatch[0].message).splitlines()[0][:160])
-    return model
+    return loaded
 
 
 def save_backbone_weights(model: keras.Model, path: str | Path, width: float) -> Path:

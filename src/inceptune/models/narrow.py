@@ -25,11 +25,9 @@ import numpy as np
 
 from inceptune.architectures.inception_v3 import inception_v3_base
 from inceptune.models.backbone import save_backbone_weights
-from inceptune.models.inception import MIN_IMAGE_SIZE
 
 SIDE = 96  # the pictures the BatchNorm statistics are measured on: a size with 2x2 cells at mixed10
 PICTURES = 48
-
 
 
 def generated_pictures(count: int = PICTURES, side: int = SIDE, seed: int = 0) -> np.ndarray:
@@ -90,5 +88,3 @@ def write_narrow_weights(path: str | Path, width: float = 0.125, seed: int = 0) 
     """The narrow network's weights as a `.weights.h5` file that `--weights PATH` takes (declaring its width)."""
     return save_backbone_weights(narrow_inception_v3(width, seed), path, width)
 
-
-__all__ = ["MIN_IMAGE_SIZE", "generated_pictures", "narrow_inception_v3", "write_narrow_weights"]

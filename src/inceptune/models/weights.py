@@ -6,7 +6,7 @@
     "none"      random initialisation (for training from scratch).
     PATH        a local InceptionV3 weights file (.h5 or .weights.h5); a narrower
                 Inception-v3 (same layout, fewer channels) when the file says so
-                (models/backbone.py writes such files: small real networks for tests).
+                (models/narrow.py writes such files: small real networks for tests).
 
 Resolved once, here; everything else receives a `Weights`.
 """
