@@ -184,7 +184,8 @@ def test_train_ends_with_the_fastest_checked_export(tmp_path):
     with hooks.listen("runtimes_timed", timed.append):
         inceptune.train(str(colors), out=str(run), weights=str(NARROW_WEIGHTS), image_size=SMALL_SIZE,
                         epochs=5, batch_size=16, search="none", refit=False, fine_tune_epochs=0,
-                        duplicate_similarity=1.0, test_split=0.34, export="auto")
+                        duplicate_similarity=1.0, test_split=0.34, export="auto",
+                        max_accuracy_drop=0.99)  # any int8 is kept: NNCF's accuracy control has tests of its own
     assert len(timed) == 1
     speeds = timed[0]["seconds_per_image"]
     fastest = min(speeds, key=speeds.get)

@@ -21,13 +21,14 @@ from pathlib import Path
 from inceptune import console
 from inceptune.deploy.export import export
 from inceptune.errors import UserError
+from inceptune.inference.runtimes import MAX_ACCURACY_DROP
 from inceptune.inference.fastest import FORMATS, candidates, remember, time_exports
 
 PACKAGES = {"onnx": ("tf2onnx", "onnxruntime"), "openvino": ("openvino",)}  # what converting and running need
 
 
-def export_fastest(run: str | Path) -> dict:
-    """Write the run's exports as above; returns {"chosen": name or None, "kept": [...], "seconds_per_image": {...}}."""
+def export_fastest(run: str | Path, max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict:
+    """Write the run's exports as above (an int8 one kept when it loses at most `max_accuracy_drop`); returns {"chosen": name or None, "kept": [...], "seconds_per_image": {...}}."""
     run = Path(run)
     installed = [fmt for fmt in FORMATS if all(find_spec(package) for package in PACKAGES[fmt])]
     if not installed:
@@ -38,10 +39,10 @@ def export_fastest(run: str | Path) -> dict:
                  "where the held-out accuracy holds.")
     made = []
     for fmt in installed:  # onnx first: OpenVINO converts from its checked file
-        if _made(run, fmt, None):
+        if _made(run, fmt, None, max_accuracy_drop):
             made.append(fmt)
     for fmt in list(made):
-        _made(run, fmt, "int8")
+        _made(run, fmt, "int8", max_accuracy_drop)
     found = candidates(run)
     if not found:
         return {"chosen": None, "kept": [], "seconds_per_image": {}}
@@ -58,10 +59,10 @@ def export_fastest(run: str | Path) -> dict:
     return {"chosen": best[0], "kept": sorted(keep), "seconds_per_image": timings}
 
 
-def _made(run: Path, fmt: str, quantize: str | None) -> bool:
+def _made(run: Path, fmt: str, quantize: str | None, max_accuracy_drop: float) -> bool:
     name = fmt if quantize is None else f"{fmt}-{quantize}"
     try:
-        export(str(run), fmt, quantize=quantize)
+        export(str(run), fmt, quantize=quantize, max_accuracy_drop=max_accuracy_drop)
     except UserError as exc:
         console.warn(f"no {name} export: {exc}")
         return False

@@ -66,10 +66,16 @@ def narrow_inception_v3(width: float = 0.125, seed: int = 0) -> keras.Model:
     # BatchNorm's input is final once every BatchNorm above it is: the passes stop when nothing moves.
     probe = keras.Model(model.input, [norm.input for norm in norms])
     pictures = generated_pictures(seed=seed)
+    with np.errstate(all="ignore"):  # early passes can overflow below BatchNorms not yet set; later ones do not
+        _set_statistics(probe, norms, pictures)
+    return model
+
+
+def _set_statistics(probe: keras.Model, norms: list, pictures: np.ndarray) -> None:
+    """Each BatchNorm's moving mean and variance set to what reaches it over `pictures`, pass after pass."""
     for _ in range(len(norms)):
         moved = 0.0
-        with np.errstate(all="ignore"):  # early passes can overflow below BatchNorms not yet set; later ones do not
-            reached_all = probe.predict(pictures, verbose=0, batch_size=len(pictures))
+        reached_all = probe.predict(pictures, verbose=0, batch_size=len(pictures))
         for norm, reached in zip(norms, reached_all):
             if not np.isfinite(reached).all():
                 moved = np.inf
@@ -81,7 +87,6 @@ def narrow_inception_v3(width: float = 0.125, seed: int = 0) -> keras.Model:
             norm.moving_variance.assign(variance)
         if moved < 1e-6:
             break
-    return model
 
 
 def write_narrow_weights(path: str | Path, width: float = 0.125, seed: int = 0) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.features.neighbours import DUPLICATE_SIMILARITY
 from inceptune.features.sources import DEFAULT_BLOCK, DEFAULT_POOLING, SOURCE_BLOCKS, SOURCE_POOLINGS
+from inceptune.inference.runtimes import MAX_ACCURACY_DROP
 from inceptune.models.inception import BLOCKS
 from inceptune.settings.spec import PRETRAINED, SCRATCH, Spec, setting
 from inceptune.training.policies import POLICIES
@@ -213,6 +214,10 @@ class RunOptions:
                                   "point; timed here, remembered for --runtime auto); none: model.keras only. "
                                   "$INCEPTUNE_EXPORT replaces the default.", choices=EXPORTS, env="INCEPTUNE_EXPORT",
                           **ONLY_PRETRAINED)
+    max_accuracy_drop: float = setting(MAX_ACCURACY_DROP, "With --export auto: the most accuracy (macro F1 for "
+                                       "multi-label) an int8 export may lose against FP32 on the run's held-out "
+                                       "photos to be kept, as a fraction (0.005 = half a point).", low=0.0,
+                                       high=1.0, high_open=True, **ONLY_PRETRAINED)
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ class Trainer:
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.export == "auto":
-            export_fastest(run.path)
+            export_fastest(run.path, s.run.max_accuracy_drop)
         if s.run.track:
             from inceptune.tracking import log_run
 
