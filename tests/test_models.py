@@ -164,3 +164,22 @@ def test_cache_info_and_prune_on_the_command_line(tmp_path):
     pruned = run_cli("cache", "prune", "--cache-dir", str(tmp_path), "--older-than", "0")
     assert pruned.returncode == 0 and "Removed 1 space(s)" in pruned.stdout
     assert "The feature cache is empty." in run_cli("cache", "info", "--cache-dir", str(tmp_path)).stdout
+
+
+def test_a_backbone_built_again_from_the_same_file_has_its_weights_and_another_file_its_own(tmp_path):
+    """The weights of a file are read once per process (models/backbone.py keeps them by content): a second
+    backbone of the same file has exactly its weights, and a file with other content is read for itself."""
+    from inceptune.architectures.inception_v3 import inception_v3_base
+    from inceptune.models.backbone import save_backbone_weights
+
+    first, again = (build_backbone(resolve_weights(str(NARROW_WEIGHTS)), 75) for _ in range(2))
+    assert first is not again
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    changed = inception_v3_base((75, 75, 3), 0.125)
+    changed.set_weights([w * 1.5 for w in first.get_weights()])
+    other = save_backbone_weights(changed, tmp_path / "other.weights.h5", 0.125)
+    theirs = build_backbone(resolve_weights(str(other)), 75)
+    assert not np.array_equal(theirs.get_weights()[0], first.get_weights()[0])
+    reread = inception_v3_base((75, 75, 3), 0.125)  # the file itself, read by Keras
+    reread.load_weights(str(other))
+    assert all(np.array_equal(a, b) for a, b in zip(theirs.get_weights(), reread.get_weights()))

@@ -10,7 +10,7 @@ train (`train --train-batchnorm`).
 from __future__ import annotations
 
 import warnings
-
+from collections import OrderedDict
 from pathlib import Path
 
 import keras
@@ -46,8 +46,8 @@ def load_inception_v3(weights: Weights, include_top: bool, input_shape=None) -> 
     """
     if weights.width != 1.0:
         raise ValueError(f"the file holds an Inception-v3 of width {weights.width:g}, without a classifier top")
-    return _strictly(lambda: keras.applications.InceptionV3(
-        include_top=include_top, weights=str(weights.path) if weights.path else None, input_shape=input_shape))
+    return _with_weights(weights, include_top, lambda: keras.applications.InceptionV3(
+        include_top=include_top, weights=None, input_shape=input_shape))
 
 
 def load_narrow_inception_v3(weights: Weights, input_shape) -> keras.Model:
@@ -56,8 +56,29 @@ def load_narrow_inception_v3(weights: Weights, input_shape) -> keras.Model:
     Raises:
         ValueError: with the first line of what went wrong.
     """
-    model = inception_v3_base(input_shape, weights.width)
+    return _with_weights(weights, False, lambda: inception_v3_base(input_shape, weights.width))
+
+
+# The weights of the last files read, by content: a process builds the same backbone many times (extraction,
+# the head's model, the refit; every trial of a search), and reading an HDF5 file costs more than building.
+_READ: OrderedDict[tuple, list] = OrderedDict()
+_READ_FILES = 2  # the full network's weights take 92 MB
+
+
+def _with_weights(weights: Weights, include_top: bool, build) -> keras.Model:
+    """`build()`'s model with `weights`: read from the file, strictly, the first time; from memory after."""
+    model = build()
+    if weights.path is None:
+        return model
+    key = (weights.fingerprint, weights.width, include_top)
+    if key in _READ:
+        model.set_weights(_READ[key])
+        _READ.move_to_end(key)
+        return model
     _strictly(lambda: model.load_weights(str(weights.path)), also=("mismatch",))
+    _READ[key] = model.get_weights()
+    while len(_READ) > _READ_FILES:
+        _READ.popitem(last=False)
     return model
 
 
