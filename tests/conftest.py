@@ -47,6 +47,20 @@ import inceptune  # noqa: E402
 
 inceptune._import_tensorflow_quietly()
 
+DURATIONS = Path(__file__).with_name("durations.json")  # seconds per test (setup + call), from a CI run's --durations
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The longest tests first (tests/durations.json; tests not listed there are short): xdist hands out tests
+    as workers free up, so a long test started last would keep one worker busy while the other idles. The
+    order is fixed, not measured at run time, so every worker collects the same list."""
+    known = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    def base(nodeid: str) -> str:  # without the "@group" xdist's loadgroup appends
+        return nodeid.rpartition("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+
+    items.sort(key=lambda item: -known.get(base(item.nodeid), 0.0))
+
+
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pyproject.toml): two workers on a 2-core machine, at most four anywhere, since every
     worker holds TensorFlow and the session's trained runs (a few GB)."""
@@ -167,6 +181,25 @@ def narrow_weights() -> Path:
             write_narrow_weights(tmp, NARROW_WIDTH, seed=0)
             tmp.replace(NARROW_WEIGHTS)
     return NARROW_WEIGHTS
+# The runs built once for every worker, the costliest first. Under xdist each worker builds its share of those
+# the collected tests use before its first test, so no worker sits waiting on a lock while another builds.
+PREBUILT = ("trained_run", "pretrained_flowers_run", "flowers_run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prebuilt_runs(request, narrow_weights):
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker is None or count < 2:
+        return
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    needed = [name for name in PREBUILT if name in used]
+    for name in needed[int(worker.removeprefix("gw")) % count::count]:
+        try:
+            request.getfixturevalue(name)
+        except pytest.skip.Exception:  # without ../shared the tests that use it skip on their own
+            pass
+
+
 requires_shared = pytest.mark.skipif(
     not SHARED_WEIGHTS.is_file() or not HYMENOPTERA.is_dir(),
     reason=f"needs the shared weights and datasets in {SHARED}",

@@ -1,6 +1,6 @@
 """inceptune audit: label issues, near-duplicates and leakage, outliers, photo quality; splits that keep
-groups together; train --exclude/--relabel. The flowers5 checks run at 299 on ../shared, one worker
-(xdist group), so the backbone runs once over the photos for all of them."""
+groups together; train --exclude/--relabel. The flowers5 checks run at 299 on ../shared, in the slow tier
+(`./run test-slow`: about three minutes on 2 cores); the audit they share is built once per test run."""
 
 from __future__ import annotations
 
@@ -160,7 +160,7 @@ def mislabelled():
 
 
 @requires_shared
-@pytest.mark.xdist_group("audit")
+@pytest.mark.slow
 def test_audit_finds_photos_moved_to_a_wrong_class(mislabelled):
     root, moved, result = mislabelled
     flagged = {i.path: i.suggested_label for i in result.issues if i.issue == "label"}
@@ -193,7 +193,7 @@ def _split_folders_with_planted_copies(root: Path) -> list[tuple[str, str]]:
 
 
 @requires_shared
-@pytest.mark.xdist_group("audit")
+@pytest.mark.slow
 def test_audit_finds_planted_near_duplicates_and_the_leakage_across_given_splits(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     root = tmp_path / "flowers"
     pairs = _split_folders_with_planted_copies(root)
@@ -216,7 +216,7 @@ def test_audit_finds_planted_near_duplicates_and_the_leakage_across_given_splits
 
 
 @requires_shared
-@pytest.mark.xdist_group("audit")
+@pytest.mark.slow
 def test_train_keeps_every_near_duplicate_cluster_in_one_split(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     root = tmp_path / "flowers"
     shutil.copytree(FLOWERS, root)
@@ -240,7 +240,7 @@ def test_train_keeps_every_near_duplicate_cluster_in_one_split(mislabelled, tmp_
 
 
 @requires_shared
-@pytest.mark.xdist_group("audit")
+@pytest.mark.slow
 def test_fixes_chosen_on_audit_html_are_excluded_by_train(mislabelled, tmp_path):
     root, _, result = mislabelled
     with headless_chromium() as browser:
@@ -286,7 +286,7 @@ def test_outliers_are_far_from_their_class_and_from_every_class():
 
 
 @requires_shared
-@pytest.mark.xdist_group("audit")
+@pytest.mark.slow
 def test_audit_flags_dark_small_and_near_constant_photos(mislabelled, tmp_path):  # the audit's features of flowers5: in the cache
     from PIL import Image, ImageEnhance
 

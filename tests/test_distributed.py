@@ -107,6 +107,7 @@ def test_two_workers_train_as_one_process_does(flowers, single, bucket, tmp_path
     assert json.loads((out / "config.json").read_text())["run"]["distribute"] == "multi-worker"
 
 
+@pytest.mark.slow  # three clusters of two processes and TensorFlow's heartbeat timeout: about 80 s
 def test_a_killed_worker_stops_the_other_and_resume_continues(flowers, single, tmp_path):
     out = tmp_path / "run"
     # worker 1 dies (SIGKILL) at the end of its second epoch of phase 1, its checkpoint written

@@ -204,3 +204,21 @@ def test_mlflow_receives_settings_metrics_plots_and_the_model(flowers_run, tmp_p
     artifacts = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id,
                                                                                                          "plots")}
     assert {"report.html", "plots/roc_curve.png", "model"} <= artifacts
+
+
+@pytest.mark.parametrize("arch", [None, "mini-inception"])
+def test_track_mlflow_without_mlflow_fails_before_any_image_is_read(tmp_path, monkeypatch, arch):
+    """An MLflow that is not installed is found before the work starts, not after training and exporting."""
+    import sys
+
+    from conftest import make_color_dataset
+    from inceptune import hooks
+
+    data = make_color_dataset(tmp_path / "colors", per_class=4)
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # how Python itself marks a package as absent: import fails
+    read = []
+    extra = ["--arch", arch, "--weights", "none"] if arch else []
+    with hooks.listen("feature_cached", read.append), hooks.listen("epoch_end", read.append):
+        proc = run_cli("train", str(data), "--out", str(tmp_path / "run"), "--track", "mlflow", *extra)
+    assert proc.returncode == 2 and "needs MLflow: pip install 'inceptune[mlflow]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not read and not (tmp_path / "run").exists()

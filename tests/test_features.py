@@ -90,6 +90,7 @@ print(json.dumps({"summary": summary, "on_ray": on_ray}, default=float))
 """
 
 
+@pytest.mark.slow  # the full network in Ray's actors; tests/test_ray_cluster.py checks the engine on the narrow one
 @EXPORTS  # one Ray cluster at a time, and none beside an ONNX conversion (tests/test_ray_cluster.py)
 def test_ray_engine_writes_the_same_vectors_and_predictions_as_the_local_engine(
         flowers_features, flowers_run, small_flowers, tmp_path):

@@ -44,6 +44,9 @@ POINTS = {
     "SIGKILL writing the run folder": ("run_file_written:1:KILL", [], False),
 }
 RERUN = ("Ctrl-C in extraction", "SIGKILL in extraction", "SIGKILL writing the run folder")
+# The fast tier stops a run once with each signal, in extraction, an epoch and the run folder; these points
+# repeat a signal at another place and run in the slow tier (`./run test-slow`).
+SLOW_POINTS = ("Ctrl-C in a fine-tune epoch", "Ctrl-C writing the run folder", "SIGKILL in extraction")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,7 @@ def _nothing_corrupt(run: Path, cache: Path) -> None:
         keras.saving.load_model(run / "model.keras", compile=False)
 
 
-@pytest.mark.parametrize("point", list(POINTS))
+@pytest.mark.parametrize("point", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_POINTS else p for p in POINTS])
 def test_a_run_stopped_at_any_point_keeps_finished_work_and_a_rerun_finishes(colors, tmp_path, point):
     at, extra, sigint_ignored = POINTS[point]
     run, cache = tmp_path / "run", tmp_path / "cache"
@@ -110,7 +113,8 @@ GRADUAL_ONLINE = ["--augment", "light", "--aug-views", "1", "--unfreeze-top", "2
                   "--block-lr-decay", "0.5", "--train-batchnorm"]
 
 
-@pytest.mark.parametrize("extra", [[], GRADUAL_ONLINE], ids=["cached", "gradual-online"])
+@pytest.mark.parametrize("extra", [pytest.param([], id="cached"),  # the online one: three runs, about 80 s
+                                   pytest.param(GRADUAL_ONLINE, id="gradual-online", marks=pytest.mark.slow)])
 def test_a_run_killed_in_phase_2_resumes_from_its_last_finished_epoch(tmp_path, extra):
     data = make_color_dataset(tmp_path / "data", per_class=12)  # the narrow network: resuming is about state, not skill
     args = ["train", str(data), "--search", "none", "--no-refit", "--weights", str(NARROW_WEIGHTS), "--image-size", "75",

@@ -22,12 +22,18 @@ _ARTIFACTS = ("report.html", "metrics.json", "evaluation.json", "config.json", "
               "predictions.csv", "manifest.csv", "dataset.json")
 
 
+def check_tracker(tracker: str) -> None:
+    """Raise the one sentence that says what to install when `tracker`'s package is missing."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise UserError(f"--track {tracker} needs MLflow: pip install 'inceptune[mlflow]'.") from None
+
+
 def log_run(run: RunFolder, tracker: str, uri: str | None = None) -> str:
     """Log a finished run folder; returns the tracker's run id."""
-    try:
-        import mlflow
-    except ImportError:
-        raise UserError("--track mlflow needs MLflow: pip install 'inceptune[mlflow]'.") from None
+    check_tracker(tracker)
+    import mlflow
     if uri:
         mlflow.set_tracking_uri(uri)
     try:

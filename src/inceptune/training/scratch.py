@@ -28,6 +28,7 @@ from inceptune.evaluation.metrics import as_probabilities
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings
 from inceptune.settings.schema import WIDTH_ARCHITECTURES
+from inceptune.tracking import log_run
 from inceptune.training.callbacks import EpochHook, KeepBest, ProgressBar
 from inceptune.training.result import TrainResult, default_out, say_results
 
@@ -101,8 +102,6 @@ class ScratchTrainer:
         run.write_finished(contents, metrics, lambda: self._report(run, trainable, data, metrics))
         say_results(run.path, metrics)
         if s.run.track:
-            from inceptune.tracking import log_run
-
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
 

@@ -24,6 +24,7 @@ from inceptune.features.extract import ExtractionStats
 from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
+from inceptune.tracking import check_tracker, log_run
 from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
@@ -59,6 +60,8 @@ def train(data=None, *, config=None, **settings) -> TrainResult:
         >>> inceptune.train(config="runs/photos/config.json", out="runs/again")  # the same run again
     """
     s = resolve("train", {**settings, **({"data": data} if data is not None else {})}, config)
+    if s.run.track:
+        check_tracker(s.run.track)  # before any image is read, not after the training
     if s.scratch.arch and s.run.distribute == "multi-worker":
         raise UserError("--distribute multi-worker trains the pretrained recipe; a network from scratch (--arch) "
                         "trains in one process.")
@@ -137,8 +140,6 @@ class Trainer:
         if s.run.export == "auto":
             export_fastest(run.path, s.run.max_accuracy_drop)
         if s.run.track:
-            from inceptune.tracking import log_run
-
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
 
