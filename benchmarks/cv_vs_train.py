@@ -19,8 +19,9 @@ import time
 
 import common
 import inceptune
+from inceptune import console
 
-inceptune._import_tensorflow_quietly()
+console.import_tensorflow_quietly()
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from inceptune.data.scan import scan_dataset
 from inceptune.features.cache import FeatureCache, feature_space
 from inceptune.features.extract import extract_to_cache
-from inceptune.features.sources import parts_of
+from inceptune.vocabulary.sources import parts_of
 from inceptune.models.backbone import build_backbone
 from inceptune.models.weights import resolve_weights
 from inceptune.settings import resolve

@@ -35,7 +35,7 @@ from PIL import Image
 import inceptune
 from inceptune import console
 
-inceptune._import_tensorflow_quietly()
+console.import_tensorflow_quietly()
 import keras  # noqa: E402
 
 import common

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 import inceptune
+from inceptune import console
 import common
 from machine import describe
 
-inceptune._import_tensorflow_quietly()
+console.import_tensorflow_quietly()
 import keras  # noqa: E402
 
 

@@ -29,11 +29,12 @@ import time
 from pathlib import Path
 
 import inceptune
+from inceptune import console
 import common
 from machine import describe
 from phase1 import reference_datasets
 
-inceptune._import_tensorflow_quietly()
+console.import_tensorflow_quietly()
 import keras  # noqa: E402
 
 MODES = {"online": {"fine_tune_augment": "online", "aug_views": 0},

@@ -44,8 +44,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: each gets 
         os.environ.setdefault(_var, _share)
 
 import inceptune  # noqa: E402
+from inceptune import console  # noqa: E402
 
-inceptune._import_tensorflow_quietly()
+console.import_tensorflow_quietly()
 
 DURATIONS = Path(__file__).with_name("durations.json")  # seconds per test (setup + call), from a CI run's --durations
 

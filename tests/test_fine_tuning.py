@@ -10,7 +10,7 @@ from inceptune.models.backbone import block_layers, build_backbone
 from inceptune.models.classifier import build_classifier
 from inceptune.models.weights import resolve_weights
 from inceptune.training.augment import build_augmenter
-from inceptune.training.policies import resolve_policy
+from inceptune.vocabulary.policies import resolve_policy
 from inceptune.training.unfreezing import BlockRateAdam, GradualUnfreezing, Unfreezing
 
 

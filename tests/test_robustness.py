@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inceptune.features.sources import SEARCH_KINDS
+from inceptune.vocabulary.sources import SEARCH_KINDS
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

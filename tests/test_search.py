@@ -13,7 +13,7 @@ import pytest
 from conftest import NARROW_WEIGHTS, copy_subset, FLOWERS, requires_shared, run_cli
 from inceptune.data.scan import ImageRecord
 from inceptune.features.cache import FeatureCache
-from inceptune.features.sources import SEARCH_KINDS
+from inceptune.vocabulary.sources import SEARCH_KINDS
 from inceptune.hooks import SIGNAL_ENV
 from inceptune.search.choose import choose
 from inceptune.search.heads import fit_linear

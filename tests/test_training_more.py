@@ -36,7 +36,7 @@ def test_augmented_views_are_computed_once_cached_and_trained_on(small_hymenopte
     from inceptune.features.extract import POOLED
     from inceptune.models.weights import resolve_weights
     from inceptune.training.augment import view_records
-    from inceptune.training.policies import resolve_policy
+    from inceptune.vocabulary.policies import resolve_policy
 
     records = [r for r in read_manifest(first.run / "manifest.csv") if r.split == "train"]
     cache = FeatureCache(default_cache_dir(), feature_space(resolve_weights(str(NARROW_WEIGHTS)), 75))

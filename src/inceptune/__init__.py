@@ -14,7 +14,7 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
 
-__version__ = "0.5.0"
+from inceptune.vocabulary.version import __version__  # noqa: E402, F401 (the package's version)
 
 _API = {
     "train": "inceptune.training.trainer",
@@ -43,27 +43,12 @@ _API = {
 __all__ = sorted(_API)
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up messages (oneDNN, CUDA probing) kept off the terminal."""
-    import sys
-
-    if "tensorflow" in sys.modules:
-        return
-    saved = _os.dup(2)
-    try:
-        with open(_os.devnull, "w") as devnull:
-            _os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
-    finally:
-        _os.dup2(saved, 2)
-        _os.close(saved)
-    tf.get_logger().setLevel("ERROR")
-
-
 def __getattr__(name):  # imported on first use: `import inceptune` stays fast, without TensorFlow
     if name in _API:
         import importlib
 
-        _import_tensorflow_quietly()
+        from inceptune.console import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'inceptune' has no attribute {name!r}")

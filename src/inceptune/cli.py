@@ -20,10 +20,10 @@ import typer
 
 import inceptune  # sets TensorFlow's logging defaults before anything imports it
 from inceptune import console, hooks
-from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.errors import UserError, WorkerLost
-from inceptune.inference.runtimes import DEFAULT_RUNTIME, MAX_ACCURACY_DROP
+from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.settings import DEFAULTS, TABLE, command_settings
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS, MAX_ACCURACY_DROP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Transfer learning with Inception-v3 (train, predict, evaluate, cv, explain), and Inception networks from scratch (build, train --arch).")
@@ -253,7 +253,7 @@ def build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Build an Inception network: parameter and multiply-accumulate counts, summary and diagram."""
-    inceptune._import_tensorflow_quietly()
+    console.import_tensorflow_quietly()
     from inceptune.architectures.networks import build_network
     from inceptune.architectures.profile import describe, plot as draw
 

@@ -7,6 +7,8 @@ goes through here, so `--quiet` silences it in one place.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from typing import Callable
 
@@ -76,3 +78,18 @@ def stop_progress() -> None:
     """Take every bar still on screen down (after an interruption), so what is printed next comes last."""
     while _live:
         _live.pop().stop()
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up messages (oneDNN, CUDA probing) kept off the terminal."""
+    if "tensorflow" in sys.modules:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    tf.get_logger().setLevel("ERROR")

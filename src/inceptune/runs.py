@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inceptune import __version__, hooks
+from inceptune import hooks
 from inceptune.atomic import atomic_path, atomic_write_json, atomic_write_text
 from inceptune.errors import UserError
+from inceptune.vocabulary.version import __version__
 
 RUN_FILES = ("model.keras", "labels.json", "config.json", "history.csv", "manifest.csv", "dataset.json",
              "metrics.json")
@@ -151,7 +152,7 @@ class RunFolder:
     def thresholds(self) -> list[float] | None:
         """A multi-label run's decision threshold per label, in class order (0.5 where labels.json has none);
         None for a single-label run."""
-        from inceptune.evaluation.multilabel import THRESHOLD as MULTILABEL_THRESHOLD
+        from inceptune.vocabulary.limits import THRESHOLD as MULTILABEL_THRESHOLD
 
         labels = self.read_json("labels.json")
         if labels.get("task") != "multilabel":

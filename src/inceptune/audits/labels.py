@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from inceptune.features.neighbours import unit_rows
-from inceptune.features.sources import POOLED, pooled_kind
+from inceptune.vocabulary.sources import POOLED, pooled_kind
 
 NEIGHBOUR_SOURCE = POOLED  # mixed10's average, the classic head's input
 SOURCES = (*(pooled_kind(b, "avg") for b in ("mixed6", "mixed7", "mixed8", "mixed10")),

@@ -14,7 +14,7 @@ from io import StringIO
 
 import numpy as np
 
-from inceptune.models.inception import MIN_IMAGE_SIZE
+from inceptune.vocabulary.inception import MIN_IMAGE_SIZE
 
 # CleanVision's issue type -> ours
 ISSUES = {"blurry": "blurry", "dark": "dark", "light": "bright", "odd_size": "small",

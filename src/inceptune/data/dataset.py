@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inceptune import console
-from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, SkippedFile, scan_dataset
 from inceptune.data.fixes import apply_fixes
 from inceptune.data.groups import merge_groups, with_name_groups
 from inceptune.data.split import assign_splits, find_leakage
 from inceptune.settings.schema import DEFAULTS
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 SPLITS = ("train", "val", "test")
 

@@ -18,9 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inceptune.errors import ImageError
 from inceptune.storage import read_bytes
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
-DEFAULT_MAX_PIXELS = 100_000_000  # about 10000 x 10000; larger files are skipped
 
 # inceptune checks pixel counts itself (with its own, configurable limit and
 # a readable reason), so Pillow's global decompression-bomb guard is lifted.

@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 
 from inceptune.data.dataset import Dataset, split_dataset
-from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import SkippedFile, check_files
 from inceptune.errors import UserError
 from inceptune.settings.schema import DEFAULTS
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 SEPARATOR = "|"
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inceptune.data.images import DEFAULT_MAX_PIXELS, load_image
+from inceptune.data.images import load_image
 from inceptune.errors import ImageError
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 
 def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inceptune import console
-from inceptune.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image, has_image_extension
+from inceptune.data.images import IMAGE_EXTENSIONS, decode_image, has_image_extension
 from inceptune.errors import ImageError, UserError
 from inceptune.data.remote_tree import location_tree
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 

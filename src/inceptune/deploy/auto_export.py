@@ -21,8 +21,8 @@ from pathlib import Path
 from inceptune import console
 from inceptune.deploy.export import export
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import MAX_ACCURACY_DROP
 from inceptune.inference.fastest import FORMATS, candidates, remember, time_exports
+from inceptune.vocabulary.limits import MAX_ACCURACY_DROP
 
 PACKAGES = {"onnx": ("tf2onnx", "onnxruntime"), "openvino": ("openvino",)}  # what converting and running need
 

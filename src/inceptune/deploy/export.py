@@ -48,12 +48,13 @@ from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, lit
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
 from inceptune.deploy.triton import write_repository
 from inceptune.errors import ImageError, UserError
-from inceptune.inference.runtimes import FILES, MAX_ACCURACY_DROP, load_runtime
+from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
 from inceptune.models.parts import model_parts
 from inceptune.models.weights import file_fingerprint
 from inceptune.runs import RunFolder
+from inceptune.vocabulary.limits import MAX_ACCURACY_DROP
 
 FORMATS = ("saved_model", "onnx", "openvino", "litert", "triton")
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}

@@ -39,13 +39,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inceptune import hooks
-from inceptune.data.images import DEFAULT_MAX_PIXELS, decode_image
+from inceptune.data.images import decode_image
 from inceptune.deploy import protocols
 from inceptune.deploy.keys import LOOPBACK, KeyMiddleware, api_keys, check_exposure
 from inceptune.deploy.metrics import METRICS_PATH, MetricsMiddleware, ServerMetrics
 from inceptune.errors import ImageError, UserError
 from inceptune.inference.model import load
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 DEFAULT_MAX_FILES = 16

@@ -42,9 +42,7 @@ class _Embedder:
     def __init__(self, image_size: int, kind: str | None = None, weights_path: str | None = None,
                  weights_spec: str | None = None, run: str | None = None, unsafe: bool = False, tta: int = 1,
                  runtime: str = DEFAULT_RUNTIME, store: dict | None = None):
-        import inceptune
-
-        inceptune._import_tensorflow_quietly()
+        console.import_tensorflow_quietly()
         import keras
         import ray
 

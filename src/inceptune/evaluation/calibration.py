@@ -15,7 +15,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit, softmax
 from sklearn.metrics import f1_score, log_loss
 
-from inceptune.evaluation.multilabel import THRESHOLD
+from inceptune.vocabulary.limits import THRESHOLD
 
 TEMPERATURE_RANGE = (0.05, 20.0)  # searched on a log scale; the bounds are far beyond what a trained head needs
 # A weak prior on log T (normal, this standard deviation), added to the summed log loss: a val split of a few

@@ -26,8 +26,7 @@ from sklearn.metrics import (
 
 from inceptune.atomic import atomic_write_json, atomic_write_text
 from inceptune.evaluation.intervals import multilabel_intervals
-
-THRESHOLD = 0.5
+from inceptune.vocabulary.limits import THRESHOLD
 
 
 def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str],

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import jinja2
 
-from inceptune import __version__
 from inceptune.atomic import atomic_write_text
 from inceptune.evaluation.metrics import SCALARS, top_k_name
+from inceptune.vocabulary.version import __version__
 
 
 def write_report(path: str | os.PathLike, title: str, *, figures: list[tuple[Path, str]] = (),

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from inceptune import console
-from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.scan import ImageRecord, scan_dataset
 from inceptune.errors import UserError
 from inceptune.data.remote_tree import location_tree
@@ -32,6 +31,7 @@ from inceptune.inference.inputs import expand_inputs
 from inceptune.models.backbone import build_backbone, check_block, check_image_size
 from inceptune.models.weights import resolve_weights
 from inceptune.settings.schema import DEFAULTS
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 ENGINES = ("local", "ray")
 CHUNK = 1024  # rows per Parquet row group

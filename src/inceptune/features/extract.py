@@ -20,7 +20,7 @@ from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.runtime import ExtractorRunner
-from inceptune.features.sources import POOLED, parts_of, pooled_kind  # noqa: F401 (pooled_kind: used from here)
+from inceptune.vocabulary.sources import POOLED, parts_of, pooled_kind  # noqa: F401 (pooled_kind: used from here)
 from inceptune.models.backbone import boundary_layer
 from inceptune.models.classifier import inception_scale
 from inceptune.settings.schema import DEFAULTS

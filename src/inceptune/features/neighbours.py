@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from inceptune.features.sources import pooled_kind
+from inceptune.vocabulary.limits import DUPLICATE_SIMILARITY
+from inceptune.vocabulary.sources import pooled_kind
 
 DUPLICATE_KIND = pooled_kind("mixed5", "avg")  # cached by every pass that train and audit make
 # Two photos are near-duplicates when they are much closer to each other than to the rest of their
 # neighbourhood: their cosine distance is at most RATIO times the distance from either to its NEIGHBOURS-th
 # nearest photo (Lowe's ratio test, against a farther neighbour so that a burst of several copies still
-# counts), and their similarity is at least a floor. What counts as close is read from each photo's own
-# neighbourhood: a dense class of look-alike photos does not collapse into one cluster.
+# counts), and their similarity is at least a floor (DUPLICATE_SIMILARITY). What counts as close is read
+# from each photo's own neighbourhood: a dense class of look-alike photos does not collapse into one cluster.
 # Measured on flowers5 at 299 with 30 planted near-duplicates (crop 85-95%, resize, JPEG 60-80, brightness
 # +-10%): 29 or 30 of 30 found, and no pair across classes (BENCHMARKS.md).
-DUPLICATE_SIMILARITY = 0.95  # the planted near-duplicates keep 0.96 or more
 RATIO = 0.5
 NEIGHBOURS = 10
 EXACT_LIMIT = 20_000  # past this many images, an approximate index

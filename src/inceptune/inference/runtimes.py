@@ -15,7 +15,6 @@ import numpy as np
 
 from inceptune.errors import UserError
 
-MAX_ACCURACY_DROP = 0.005  # an int8 export loses at most this (absolute) on the held-out photos, or is not kept
 DEFAULT_RUNTIME = "auto"  # the fastest checked export on this machine, by timing (inference/fastest.py), else Keras
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds

@@ -17,7 +17,7 @@ import keras
 
 from inceptune.architectures.inception_v3 import inception_v3_base
 from inceptune.errors import UserError
-from inceptune.models.inception import BLOCKS, MIN_IMAGE_SIZE
+from inceptune.vocabulary.inception import BLOCKS, MIN_IMAGE_SIZE
 from inceptune.models.weights import WIDTH_ATTRIBUTE, Weights
 
 

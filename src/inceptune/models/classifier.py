@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from inceptune.features.sources import source_blocks
-from inceptune.features.standardize import standardization
+from inceptune.vocabulary.sources import source_blocks
+from inceptune.models.standardize import standardization
 from inceptune.models.backbone import top_of_backbone
 
 RESIZE = dict(interpolation="bilinear", antialias=True)
@@ -146,7 +146,7 @@ def build_classifier(
         dropout: dropout rate before each Dense layer of the head.
         hidden_units: optional hidden Dense(relu) layers, e.g. (1024,) as in
             the classic recipe.
-        block, pooling: the feature source (features/sources.py): the backbone stops at `block` (the saved
+        block, pooling: the feature source (vocabulary/sources.py): the backbone stops at `block` (the saved
             model runs nothing above it), pooled by avg, max or avgmax (both, side by side).
     """
     base = backbone

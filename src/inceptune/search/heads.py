@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 
-from inceptune.features.standardize import standardization
+from inceptune.models.standardize import standardization
 
 LINEAR_MAX_ITER = 300
 

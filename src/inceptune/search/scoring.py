@@ -18,7 +18,7 @@ from inceptune.data.scan import ImageRecord
 from inceptune.data.split import assign_folds
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
-from inceptune.features.sources import Source
+from inceptune.vocabulary.sources import Source
 from inceptune.search.heads import DenseRecipe, Score, cross_validate, fit_dense, fit_linear
 
 MIN_FOLDS = 2

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from itertools import combinations
 
-from inceptune.features.sources import MAX_BLOCKS, SOURCE_BLOCKS, joined
+from inceptune.vocabulary.sources import MAX_BLOCKS, SOURCE_BLOCKS, joined
 
 SEARCHED = ("feature_block", "pooling", "head", "l2", "class_weight", "head_units", "dropout", "learning_rate",
             "epochs", "label_smoothing", "weight_decay")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.errors import UserError
-from inceptune.features.sources import source_blocks
-from inceptune.models.inception import MIN_IMAGE_SIZE
+from inceptune.vocabulary.sources import source_blocks
+from inceptune.vocabulary.inception import MIN_IMAGE_SIZE
 from inceptune.settings.schema import (
     DEFAULTS,
     PLOT_SUFFIXES,
@@ -39,7 +39,7 @@ from inceptune.settings.schema import (
     SweepOptions,
 )
 from inceptune.settings.spec import PRETRAINED, SCRATCH, SettingError
-from inceptune.training.policies import resolve_policy
+from inceptune.vocabulary.policies import resolve_policy
 
 # What each command reads: its groups, less the settings it has no use for.
 COMMANDS: dict[str, dict] = {

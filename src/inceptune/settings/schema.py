@@ -22,13 +22,11 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from inceptune.data.images import DEFAULT_MAX_PIXELS
-from inceptune.features.neighbours import DUPLICATE_SIMILARITY
-from inceptune.features.sources import DEFAULT_BLOCK, DEFAULT_POOLING, SOURCE_BLOCKS, SOURCE_POOLINGS
-from inceptune.inference.runtimes import MAX_ACCURACY_DROP
-from inceptune.models.inception import BLOCKS
 from inceptune.settings.spec import PRETRAINED, SCRATCH, Spec, setting
-from inceptune.training.policies import POLICIES
+from inceptune.vocabulary.inception import BLOCKS
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS, DUPLICATE_SIMILARITY, MAX_ACCURACY_DROP
+from inceptune.vocabulary.policies import POLICIES
+from inceptune.vocabulary.sources import DEFAULT_BLOCK, DEFAULT_POOLING, SOURCE_BLOCKS, SOURCE_POOLINGS
 
 # The vocabularies of settings, used by the modules that implement them.
 SCHEDULES = ("constant", "cosine", "step")

@@ -1,6 +1,6 @@
 """Data augmentation as Keras preprocessing layers, and cached augmented views for the frozen phase.
 
-Policies (`--augment`, training/policies.py) name the seeds' ImageDataGenerator
+Policies (`--augment`, vocabulary/policies.py) name the seeds' ImageDataGenerator
 set (rotation, width/height shift, shear, zoom, horizontal flip) plus
 brightness and contrast; here they become random Keras layers.
 
@@ -22,7 +22,7 @@ from dataclasses import replace
 import keras
 
 from inceptune.data.scan import ImageRecord
-from inceptune.training.policies import policy_key
+from inceptune.vocabulary.policies import policy_key
 
 
 def build_augmenter(params: dict, seed: int) -> keras.Sequential | None:

@@ -8,12 +8,12 @@ import math
 import keras
 import numpy as np
 
-from inceptune.data.images import DEFAULT_MAX_PIXELS
 from inceptune.data.pipeline import image_batches
 from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
+from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS
 
 
 IN_MEMORY_LIMIT = 1 << 30  # bytes of features below which a split is loaded whole

@@ -16,7 +16,7 @@ from inceptune.features.cache import FeatureCache, default_cache_dir, feature_sp
 from inceptune.features.duplicates import group_near_duplicates
 from inceptune.features.extract import ExtractionStats, activations_kind, extract_to_cache
 from inceptune.features.neighbours import DUPLICATE_KIND
-from inceptune.features.sources import POOLED, SEARCH_KINDS, Source
+from inceptune.vocabulary.sources import POOLED, SEARCH_KINDS, Source
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
 from inceptune.settings import Settings
@@ -100,7 +100,7 @@ class Views:
 def extract_views(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier, s: Settings) -> Views:
     """Run the base once on each of K augmented views of `records` (the images that will train), cached."""
     from inceptune.training.augment import build_augmenter
-    from inceptune.training.policies import resolve_policy
+    from inceptune.vocabulary.policies import resolve_policy
 
     r = s.recipe
     params = resolve_policy(r.augment, r.aug)

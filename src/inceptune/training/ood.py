@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from inceptune import console
-from inceptune.features.sources import Source
+from inceptune.vocabulary.sources import Source
 from inceptune.models.ood import BANK_LIMIT, bank_rows, ood_branch
 from inceptune.settings import Settings
 from inceptune.training.recipe import FittedRecipe

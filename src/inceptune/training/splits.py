@@ -69,7 +69,8 @@ class SplitData:
         """Accuracy and loss of `probs` on the split (subset accuracy, F1 and Hamming loss when multi-label,
         each label decided at its threshold: 0.5 unless `thresholds`)."""
         if self.classifier.multilabel:
-            from inceptune.evaluation.multilabel import THRESHOLD, multilabel_metrics
+            from inceptune.evaluation.multilabel import multilabel_metrics
+            from inceptune.vocabulary.limits import THRESHOLD
 
             m = multilabel_metrics(self.targets(split), probs, self.dataset.classes,
                                    THRESHOLD if thresholds is None else thresholds)

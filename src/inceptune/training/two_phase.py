@@ -16,8 +16,8 @@ import numpy as np
 from inceptune import console
 from inceptune.data.dataset import Dataset
 from inceptune.features.extract import activations_kind
-from inceptune.features.sources import Source
-from inceptune.models.inception import BLOCKS
+from inceptune.vocabulary.sources import Source
+from inceptune.vocabulary.inception import BLOCKS
 from inceptune.models.backbone import build_backbone
 from inceptune.models.classifier import Classifier, build_classifier, refresh_normalization
 from inceptune.models.parts import model_parts
@@ -163,7 +163,7 @@ def _class_indices(labels: np.ndarray) -> np.ndarray:
 def phase2_augmenter(s: Settings) -> keras.Model | None:
     """The random layers phase 2 puts before the base when it augments on the fly, else None."""
     from inceptune.training.augment import build_augmenter
-    from inceptune.training.policies import resolve_policy
+    from inceptune.vocabulary.policies import resolve_policy
 
     if s.recipe.phase2_augment != "online":
         return None
