@@ -127,7 +127,7 @@ def test_audit_cli_writes_its_three_files_and_refuses_bad_input(tmp_path):
 
 # --- the must-shows, on flowers5 at 299 ---
 
-def _audit(data: Path, out: Path) -> inceptune.audits.run.AuditResult:
+def _audit(data: Path, out: Path) -> inceptune.workflows.audit.AuditResult:
     return inceptune.audit(str(data), weights=str(SHARED_WEIGHTS), image_size=SIZE, out=str(out))
 
 
@@ -140,7 +140,7 @@ def mislabelled():
     import os
 
     from inceptune.audits.report import Issue
-    from inceptune.audits.run import AuditResult
+    from inceptune.workflows.audit import AuditResult
 
     def build(folder: Path) -> None:
         shutil.copytree(FLOWERS, folder / "flowers")

@@ -167,7 +167,7 @@ def predict(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one).")] = None,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
-    from inceptune.features.classify import is_features_model, predict_with_features_model
+    from inceptune.workflows.fit_features import is_features_model, predict_with_features_model
 
     if model == "imagenet" and not Path("imagenet").is_dir():
         results = inceptune.predict_imagenet(inputs, top=top, weights=weights, batch_size=batch_size)

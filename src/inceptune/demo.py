@@ -57,7 +57,7 @@ def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 15
     """Generate the shapes dataset, train, evaluate, predict; return the metrics."""
     from inceptune.inference.model import load
     from inceptune.models.weights import resolve_weights
-    from inceptune.training.trainer import train
+    from inceptune.workflows.train import train
 
     out_path = Path(out)
     data = make_shapes_dataset(out_path / "data")

@@ -5,7 +5,7 @@
           -> the held-out split's metrics, plots and report -> RunFolder.write_finished
           -> export_fastest (--export auto): the fastest checked ONNX/OpenVINO export for this machine
 
-With `arch` set, `train` runs the from-scratch recipe instead (training/scratch.py).
+With `arch` set, `train` runs the from-scratch recipe instead (workflows/scratch.py).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from inceptune.training.inputs import load_training_data
 from inceptune.training.ood import OodBranch, fit_ood
 from inceptune.training.phases import Resume
 from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
-from inceptune.training.scratch import ScratchTrainer
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.splits import SplitData
 from inceptune.training.two_phase import Fitted, new_classifier
+from inceptune.workflows.scratch import ScratchTrainer
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
 _CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
