@@ -1,1 +1,1 @@
-"""The commands' workflows (train, cv, tune, lr-find, audit, features, fit-features): each ties the layers below into one run."""
+"""The commands' runs (train, cv, tune, lr-find, audit, features, fit-features), each over the layers below."""
