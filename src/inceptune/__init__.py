@@ -28,7 +28,7 @@ _API = {
     "lr_find": "inceptune.workflows.lr_find",
     "audit": "inceptune.workflows.audit",
     "tune": "inceptune.workflows.tune",
-    "serve": "inceptune.deploy.server",
+    "serve": "inceptune.serving.app",
     "explain": "inceptune.inference.explain",
     "export": "inceptune.deploy.export",
     "load_dataset": "inceptune.data.dataset",

@@ -328,7 +328,7 @@ def serve(
 ) -> None:
     """Serve a run over HTTP: POST /predict, /explain, GET /health, /labels, /metrics, a web page at /, docs at
     /docs; the Open Inference Protocol (KServe v2, Triton clients) under /v2 and TF Serving REST under /v1."""
-    from inceptune.deploy.server import serve as serve_run
+    from inceptune.serving.app import serve as serve_run
 
     serve_run(run, host=host, port=port, runtime=runtime, top=top, max_batch=max_batch,
               max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels, unsafe=unsafe, api_key=api_key,

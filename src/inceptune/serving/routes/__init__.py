@@ -1,0 +1,1 @@
+"""The server's routes, one module per protocol; each module's `routes(serving)` returns its APIRouter."""
