@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from inceptune.deploy import protocols
-from inceptune.deploy.keys import api_keys, check_exposure
 from inceptune.errors import UserError
+from inceptune.serving.keys import api_keys, check_exposure
 
 http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
 from tritonclient.http import InferResult  # noqa: E402

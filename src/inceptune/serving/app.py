@@ -8,11 +8,11 @@ router per protocol (serving/routes/):
                        /v2/health/ready, /v2/models/{name}[/versions/1], /v2/models/{name}/ready;
                        POST /v2/models/{name}[/versions/1]/infer
     tf_serving.py      TF Serving REST: GET /v1/models/{name}; POST /v1/models/{name}:predict and :classify
-    prometheus.py      GET /metrics: Prometheus metrics (deploy/metrics.py)
+    prometheus.py      GET /metrics: Prometheus metrics (serving/metrics.py)
     page.py            GET /: the web page (resources/index.html): drop an image, see bars
     and FastAPI's own  GET /docs: OpenAPI docs (/openapi.json)
 
-With keys (deploy/keys.py) every route but health needs one; CORS is off unless origins are given.
+With keys (serving/keys.py) every route but health needs one; CORS is off unless origins are given.
 
 Request flow: the body-size guard (before any byte is parsed) -> content-type
 checks -> decode and resize on a worker thread, with the pixel-count limit
@@ -33,13 +33,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inceptune.deploy import protocols
-from inceptune.deploy.keys import LOOPBACK, KeyMiddleware, api_keys, check_exposure
-from inceptune.deploy.metrics import MetricsMiddleware, ServerMetrics
 from inceptune.errors import UserError
 from inceptune.inference.model import load
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.serving.batching import MicroBatcher
 from inceptune.serving.body_limit import BodyLimit
+from inceptune.serving.keys import LOOPBACK, KeyMiddleware, api_keys, check_exposure
+from inceptune.serving.metrics import MetricsMiddleware, ServerMetrics
 from inceptune.serving.routes import open_inference, own_api, page, prometheus, tf_serving
 from inceptune.serving.state import Serving, package_version
 from inceptune.vocabulary.limits import DEFAULT_MAX_PIXELS

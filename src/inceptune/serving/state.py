@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from inceptune.data.images import decode_image
 from inceptune.deploy import protocols
-from inceptune.deploy.metrics import ServerMetrics
 from inceptune.errors import ImageError
 from inceptune.inference.model import TrainedModel
 from inceptune.serving.batching import MicroBatcher
+from inceptune.serving.metrics import ServerMetrics
 
 MODEL_VERSION = "1"  # the protocols' model version: a run folder holds one model
 

@@ -1,11 +1,11 @@
-"""GET /metrics: the app's Prometheus registry (deploy/metrics.py), in the text exposition format."""
+"""GET /metrics: the app's Prometheus registry (serving/metrics.py), in the text exposition format."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from inceptune.deploy.metrics import METRICS_PATH
+from inceptune.serving.metrics import METRICS_PATH
 from inceptune.serving.state import Serving
 
 
