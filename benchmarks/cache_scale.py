@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 import inceptune
-from inceptune.demo import make_shapes_dataset
+from inceptune.workflows.demo import make_shapes_dataset
 
 from machine import describe
 

@@ -6,7 +6,10 @@ The Python API uses the CLI's words:
     >>> result = inceptune.train("photos/", out="runs/photos")
     >>> model = inceptune.load("runs/photos")      # loaded once, on the fastest runtime present
     >>> model.predict(["cat.jpg"], top=3)
-    >>> inceptune.predict_imagenet(["cat.jpg"], top=5)
+    >>> inceptune.predict("imagenet", ["cat.jpg"], top=5)  # as `inceptune predict imagenet cat.jpg`
+
+Every command of the `inceptune` command line has its twin here, taking the same inputs (`inceptune cache
+info` is `cache_info`, `features` is `extract_features_file`, `cv` is `cross_validate`).
 """
 
 import os as _os
@@ -21,7 +24,7 @@ _API = {
     "Settings": "inceptune.settings",
     "load": "inceptune.inference.model",
     "TrainedModel": "inceptune.inference.model",
-    "predict": "inceptune.inference.model",
+    "predict": "inceptune.workflows.predict",
     "predict_imagenet": "inceptune.inference.imagenet",
     "evaluate": "inceptune.inference.model",
     "cross_validate": "inceptune.workflows.cv",
@@ -31,11 +34,12 @@ _API = {
     "serve": "inceptune.serving.app",
     "explain": "inceptune.inference.explain",
     "export": "inceptune.deploy.export",
+    "build": "inceptune.architectures.build",
     "load_dataset": "inceptune.data.dataset",
     "extract_features_file": "inceptune.workflows.features_file",
     "fit_features": "inceptune.workflows.fit_features",
     "similar": "inceptune.workflows.fit_features",
-    "demo": "inceptune.demo",
+    "demo": "inceptune.workflows.demo",
     "cache_info": "inceptune.features.cache_admin",
     "prune_cache": "inceptune.features.cache_admin",
     "UserError": "inceptune.errors",

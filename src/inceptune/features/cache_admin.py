@@ -51,16 +51,17 @@ def space_info(space: Path) -> dict:
             "legacy_files": sum(1 for f in files if f.suffix == ".npy")}
 
 
-def cache_info(root: str | Path | None = None) -> list[dict]:
-    return [space_info(space) for space in spaces(root)]
+def cache_info(cache_dir: str | Path | None = None) -> list[dict]:
+    """Each feature space in the cache at `cache_dir` (default $INCEPTUNE_CACHE or ~/.cache/inceptune/features)."""
+    return [space_info(space) for space in spaces(cache_dir)]
 
 
-def prune_cache(root: str | Path | None = None, older_than_days: float | None = None) -> dict:
-    """Reclaim space as described above; returns what was removed."""
+def prune_cache(cache_dir: str | Path | None = None, older_than_days: float | None = None) -> dict:
+    """Reclaim space in the cache at `cache_dir` as described above; returns what was removed."""
     if older_than_days is not None and older_than_days < 0:
         raise UserError(f"--older-than is a number of days, 0 or more, got {older_than_days}.")
     now, removed = time.time(), {"spaces": [], "files": 0, "bytes": 0}
-    for space in spaces(root):
+    for space in spaces(cache_dir):
         if older_than_days is not None and now - (space / "space.json").stat().st_mtime > older_than_days * 86400:
             removed["bytes"] += sum(f.stat().st_size for f in space.rglob("*") if f.is_file())
             shutil.rmtree(space)

@@ -1,1 +1,2 @@
-"""The commands' runs (train, cv, tune, lr-find, audit, features, fit-features), each over the layers below."""
+"""The commands' runs (train, cv, tune, lr-find, audit, features, fit-features, predict, demo), each over the
+layers below."""
