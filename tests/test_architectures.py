@@ -177,6 +177,7 @@ def test_mini_inception_from_a_fer_style_csv_beats_chance_and_predicts_rgb_files
     assert predicted["top"][0]["label"] == "disgust"  # FER's class 1, our squares
 
 
+@pytest.mark.slow  # arrays from scratch: the FER-style CSV test trains the same network in the fast tier
 def test_mini_inception_from_numpy_arrays_beats_chance(shapes, tmp_path):
     images, labels = shapes
     np.save(tmp_path / "X.npy", images.astype("float32") / 255.0)  # [0, 1] floats are scaled back

@@ -23,7 +23,10 @@ def exported_run(flowers_run, tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("fmt", ["saved_model", "onnx", "openvino", "litert"])
+# ONNX and OpenVINO (the runtimes `--export auto` times) in the fast tier; the SavedModel (also exported and
+# served by test_the_saved_model_takes_jpeg_bytes_and_the_triton_repository_loads) and LiteRT in the slow one.
+@pytest.mark.parametrize("fmt", [pytest.param("saved_model", marks=pytest.mark.slow), "onnx", "openvino",
+                                 pytest.param("litert", marks=pytest.mark.slow)])
 def test_each_format_passes_its_parity_check_on_the_runs_images(exported_run, fmt):
     proc = run_cli("export", str(exported_run), "--format", fmt)
     assert proc.returncode == 0, proc.stderr

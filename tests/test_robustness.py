@@ -148,6 +148,7 @@ def test_train_on_the_messy_folder_skips_and_reports_every_bad_file(messy_run):
     assert skipped[".DS_Store"] and skipped["._blue_00.jpg"]  # hidden files: skipped, with a reason
 
 
+@pytest.mark.slow  # every corpus file through four commands, cv included: about 45 s
 def test_predict_evaluate_explain_and_cv_on_the_corpus(messy, messy_run, tmp_path):
     run, _ = messy_run
     corpus = write_corpus(tmp_path / "corpus")
