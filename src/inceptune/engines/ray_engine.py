@@ -85,18 +85,21 @@ class _Embedder:
             vectors = np.zeros((len(ok), computed.shape[1]), np.float32)
             vectors[np.array(ok)] = computed
         if self.cache is not None:  # into the store; nothing but the statuses goes back
-            for sha, good, vector in zip(batch["sha256"], ok, vectors):
+            for sha, good, vector in zip(batch["key"], ok, vectors):  # extracting: the key is the content hash
                 if good:
                     self.cache.put(self.kind, str(sha), vector)
             self.cache.flush()  # an object store: published before the driver hears of them
             vectors = np.zeros((len(ok), 0), np.float32)
-        return {"sha256": batch["sha256"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
+        return {"key": batch["key"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
                 "vector": vectors, "writer": np.array([self.cache.writer if self.cache else ""] * len(ok)),
                 "node": np.array([self.node] * len(ok))}
 
 
 def _map(items: list[dict], constructor: dict, batch_size: int, address: str | None, description: str):
-    """Yield output batches of `_Embedder(**constructor)` over `items` (dicts with sha256 and path)."""
+    """Yield output batches of `_Embedder(**constructor)` over `items` (dicts with a key and a path).
+
+    An item's key is what the caller finds its answer by: the image's content hash when extracting (the
+    cache entry the actor fills), its position in the input when predicting."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -144,12 +147,12 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
     _require_ray()
     folder = RunFolder.open(run)
     classes, image_size, thresholds, ood = folder.classes, folder.image_size, folder.thresholds, folder.ood_threshold
-    items = [{"sha256": str(i), "path": p} for i, p in enumerate(paths)]
+    items = [{"key": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
                    "runtime": runtime}
     for batch in _map(items, constructor, batch_size, address, "Predicting (Ray)"):
-        for index, path, ok, error, probs in zip(batch["sha256"], batch["path"], batch["ok"], batch["error"],
+        for index, path, ok, error, probs in zip(batch["key"], batch["path"], batch["ok"], batch["error"],
                                                  batch["vector"]):
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
@@ -164,7 +167,7 @@ def extract_with_ray(records: list[ImageRecord], cache: FeatureCache, kind: str,
     _require_ray()
     start = time.perf_counter()
     unique = {r.sha256: r.path for r in records}
-    todo = [{"sha256": h, "path": unique[h]} for h in cache.missing([kind], list(unique))]
+    todo = [{"key": h, "path": unique[h]} for h in cache.missing([kind], list(unique))]
     stats = ExtractionStats(images=len(unique), from_cache=len(unique) - len(todo))
     if todo:
         constructor = {"image_size": image_size, "kind": kind, "weights_spec": weights.spec,
