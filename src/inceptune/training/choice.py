@@ -12,6 +12,7 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.atomic import atomic_write_json
+from inceptune.engines.cluster import active as active_cluster
 from inceptune.data.dataset import Dataset
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
@@ -20,7 +21,6 @@ from inceptune.search.choose import BUDGET_SHARE, choose
 from inceptune.search.scoring import SearchData
 from inceptune.search.space import SEARCHED
 from inceptune.settings import Settings
-from inceptune.training.cluster import active as active_cluster
 
 
 # Used only when a cache holds no measurement (made by an older inceptune): a 2-core CPU's rate at 299.

@@ -30,6 +30,7 @@ from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_folds, assign_splits
+from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
 from inceptune.evaluation.metrics import classification_metrics, summarize_folds, summarize_values
 from inceptune.evaluation.predictions import write_predictions
@@ -37,7 +38,6 @@ from inceptune.evaluation.report import write_report
 from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder, versions
 from inceptune.settings import Settings, documented, resolve
-from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.baseline import RECIPE as BASELINE

@@ -17,6 +17,8 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
 from inceptune.deploy.auto_export import export_fastest
+from inceptune.engines.cluster import active as active_cluster
+from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
 from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
@@ -28,9 +30,7 @@ from inceptune.tracking import check_tracker, log_run
 from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
-from inceptune.training.cluster import active as active_cluster
 from inceptune.training.class_weights import class_weights
-from inceptune.training.devices import training_devices
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
 from inceptune.training.inputs import load_training_data
 from inceptune.training.ood import OodBranch, fit_ood
