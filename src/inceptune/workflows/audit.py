@@ -55,8 +55,8 @@ def audit(data=None, *, config=None, **settings) -> AuditResult:
     from inceptune.models.weights import resolve_weights
     from inceptune.storage import local_path
     from inceptune.training.extraction import extract_and_group, feature_cache
-    from inceptune.training.inputs import load_training_data
     from inceptune.training.two_phase import new_classifier
+    from inceptune.workflows.inputs import load_training_data
 
     s = resolve("audit", {**settings, **({"data": data} if data is not None else {})}, config)
     local_path(s.data.data, "audit (CleanVision opens each photo as a file)")  # an object store: one sentence

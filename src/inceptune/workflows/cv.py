@@ -39,12 +39,12 @@ from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder, versions
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
-from inceptune.training.inputs import load_training_data
 from inceptune.training.baseline import RECIPE as BASELINE
 from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.two_phase import new_classifier
+from inceptune.workflows.inputs import load_training_data
 
 
 @dataclass

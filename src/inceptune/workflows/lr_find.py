@@ -28,9 +28,9 @@ from inceptune.models.backbone import freeze
 from inceptune.models.weights import resolve_weights
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.extraction import extract_and_group, feature_cache
-from inceptune.training.inputs import load_training_data
 from inceptune.training.splits import SplitData
 from inceptune.training.two_phase import new_classifier
+from inceptune.workflows.inputs import load_training_data
 
 
 @dataclass

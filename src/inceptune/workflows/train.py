@@ -32,13 +32,13 @@ from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
-from inceptune.training.inputs import load_training_data
 from inceptune.training.ood import OodBranch, fit_ood
 from inceptune.training.phases import Resume
-from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.splits import SplitData
 from inceptune.training.two_phase import Fitted, new_classifier
+from inceptune.workflows.inputs import load_training_data
+from inceptune.workflows.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.workflows.scratch import ScratchTrainer
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)

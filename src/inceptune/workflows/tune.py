@@ -57,8 +57,8 @@ def _tune(s: Settings) -> TuneResult:
     from inceptune.search.scoring import SearchData
     from inceptune.search.study import finished, run_study
     from inceptune.training.extraction import extract_and_group, feature_cache
-    from inceptune.training.inputs import load_training_data
     from inceptune.training.two_phase import new_classifier
+    from inceptune.workflows.inputs import load_training_data
 
     start = time.perf_counter()
     dataset, _ = load_training_data(s)
