@@ -32,6 +32,8 @@ from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_folds, assign_splits
 from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
+from inceptune.evaluation.baseline import RECIPE as BASELINE
+from inceptune.evaluation.baseline import baseline_scores
 from inceptune.evaluation.metrics import classification_metrics, summarize_folds, summarize_values
 from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
@@ -39,8 +41,6 @@ from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder, versions
 from inceptune.settings import Settings, documented, resolve
 from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
-from inceptune.training.baseline import RECIPE as BASELINE
-from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.two_phase import new_classifier

@@ -20,6 +20,7 @@ from inceptune.deploy.auto_export import export_fastest
 from inceptune.engines.cluster import active as active_cluster
 from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
+from inceptune.evaluation.baseline import baseline_scores
 from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.extract import ExtractionStats
@@ -27,7 +28,6 @@ from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.tracking import check_tracker, log_run
-from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
