@@ -299,7 +299,7 @@ def _small_run(data: Path, name: str, weights: Path, **settings):
     if not Path(weights).is_file():
         pytest.skip(f"needs {weights}")
     import inceptune
-    from inceptune.training.result import TrainResult
+    from inceptune.workflows.result import TrainResult
 
     def build(folder: Path) -> None:
         with own_cache(folder / "cache"):  # both phases with the dense head, as given, fitted once

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inceptune.errors import UserError
-from inceptune.training.cluster import cluster_spec
+from inceptune.engines.cluster import cluster_spec
 
 
 def test_tf_config_gives_the_worker_its_index_and_the_chief(monkeypatch):
@@ -48,7 +48,7 @@ def test_cv_and_networks_from_scratch_are_refused_on_a_cluster(tmp_path):
 
 
 def test_class_weights_become_each_rows_sample_weight_as_keras_makes_them():
-    from inceptune.training.cluster import _sample_weights
+    from inceptune.engines.cluster import _sample_weights
 
     weights = {0: 2.0, 1: 0.5}
     assert _sample_weights(np.array([0, 1, 1, 0]), weights).tolist() == [2.0, 0.5, 0.5, 2.0]

@@ -1,1 +1,1 @@
-"""Engines that spread inceptune's work over more than one machine (optional extras)."""
+"""Where the work runs: precision and tf.distribute (devices), the multi-worker cluster, Ray (an optional extra)."""

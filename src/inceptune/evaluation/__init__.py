@@ -1,1 +1,1 @@
-"""Evaluation: metrics (scikit-learn), plots (matplotlib) and the HTML report."""
+"""Evaluation: metrics (scikit-learn), the logistic-regression baseline, plots (matplotlib) and the HTML report."""

@@ -41,7 +41,7 @@ class _Batches(keras.utils.PyDataset):
 
     def part(self, index: int, part: int, parts: int):
         """Rows part, part + parts, ... of batch `index`: one replica's share of a global batch on a cluster,
-        read alone (training/cluster.py)."""
+        read alone (engines/cluster.py)."""
         return self.load(self.rows(index)[part::parts])
 
     def load(self, rows: np.ndarray):

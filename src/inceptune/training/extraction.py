@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from inceptune import console
 from inceptune.data.dataset import Dataset
 from inceptune.data.scan import ImageRecord
+from inceptune.engines.cluster import active as active_cluster
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.duplicates import group_near_duplicates
 from inceptune.features.extract import ExtractionStats, activations_kind, extract_to_cache
@@ -20,13 +21,12 @@ from inceptune.vocabulary.sources import POOLED, SEARCH_KINDS, Source
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
 from inceptune.settings import Settings
-from inceptune.training.cluster import active as active_cluster
 
 
 def feature_cache(s: Settings, weights: Weights) -> FeatureCache:
     space = feature_space(weights, s.recipe.image_size, s.data.seed)
     if s.run.precision != "float32":  # features computed in half precision are another space
-        from inceptune.training.devices import precision_policy
+        from inceptune.engines.devices import precision_policy
 
         space["policy"] = precision_policy(s.run.precision)
     return FeatureCache(s.run.cache_dir or default_cache_dir(), space)

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 from inceptune import console
+from inceptune.engines.cluster import active as active_cluster
 from inceptune.errors import UserError
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier, refresh_normalization
@@ -35,7 +36,6 @@ from inceptune.training.callbacks import (
     ValidateWith,
 )
 from inceptune.training.checkpoint import Checkpoint
-from inceptune.training.cluster import active as active_cluster
 from inceptune.training.schedules import learning_rate as scheduled
 from inceptune.training.data import CachedFeatures, ImageBatches
 from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
@@ -92,7 +92,7 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
          weight_decay: float = 0.0) -> list[dict]:
     """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given.
 
-    On a multi-worker cluster, a replica of `model` with mirrored variables trains (training/cluster.py), and
+    On a multi-worker cluster, a replica of `model` with mirrored variables trains (engines/cluster.py), and
     `model` takes its weights at the end."""
     cluster, trained, original = active_cluster(), model, model
     if cluster is not None:

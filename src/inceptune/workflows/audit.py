@@ -1,6 +1,6 @@
 """`audit`: a dataset's label errors, near-duplicates across splits, outliers and bad photos.
 
-    settings (checked) -> load_training_data (fixes and name groups applied, as train does)
+    settings (checked) -> prepare: load_training_data (fixes and name groups applied, as train does)
         -> extract_and_group: the one backbone pass train makes (cached, shared), near-duplicate clusters
         -> label issues (cleanlab, out-of-fold heads), outliers (cleanlab), photo quality (CleanVision)
         -> issues.csv, audit.json, audit.html in --out
@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,8 @@ from inceptune.data.scan import ImageRecord
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.duplicates import NearDuplicates, find_near_duplicates
-from inceptune.settings import documented, resolve
+from inceptune.settings import Settings, documented, resolve
+from inceptune.workflows.result import default_out
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
 _CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
@@ -52,28 +52,15 @@ def audit(data=None, *, config=None, **settings) -> AuditResult:
         {'label': 12, 'near_duplicate': 4, ...}
         >>> inceptune.train("photos/", exclude="audits/photos/issues.csv")  # or the fixes audit.html downloads
     """
-    from inceptune.models.weights import resolve_weights
     from inceptune.storage import local_path
-    from inceptune.training.extraction import extract_and_group, feature_cache
-    from inceptune.training.inputs import load_training_data
-    from inceptune.training.two_phase import new_classifier
+    from inceptune.workflows.prepare import prepare
 
     s = resolve("audit", {**settings, **({"data": data} if data is not None else {})}, config)
     local_path(s.data.data, "audit (CleanVision opens each photo as a file)")  # an object store: one sentence
     start = time.perf_counter()
-    dataset, _ = load_training_data(s)
-    out = Path(s.run.out or Path("runs") / f"audit-{Path(s.data.data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")
-    if (out / "audit.json").exists() and not s.run.overwrite:
-        raise UserError(f"{out} already holds an audit; give --overwrite to replace it, or another --out.")
-    out.mkdir(parents=True, exist_ok=True)
-    timings = {"scan": time.perf_counter() - start}
-
-    weights = resolve_weights(s.recipe.weights)
-    cache = feature_cache(s, weights)
-    base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
-    mark = time.perf_counter()
-    dataset, extraction = extract_and_group(dataset, cache, base, s)
-    timings["features"] = time.perf_counter() - mark
+    prepared = prepare(s, on_data=lambda dataset: _open(s, start))
+    (out, scanned), dataset, cache, extraction = prepared.out, prepared.dataset, prepared.cache, prepared.extraction
+    timings = {"scan": scanned, "features": prepared.seconds}
     records = dataset.records
 
     features = _features(records, cache)
@@ -145,6 +132,16 @@ def audit(data=None, *, config=None, **settings) -> AuditResult:
     console.info(f"Audit of {len(records)} images in {timings['total']:.1f}s: {found}; "
                  f"{len(dataset.leakage)} leak(s) across splits. issues.csv, audit.json and audit.html in {out}/")
     return AuditResult(out, ordered(issues), record)
+
+
+def _open(s: Settings, start: float) -> tuple[Path, float]:
+    """Once the data is read: the output folder (an earlier audit there is replaced only with --overwrite), and
+    the seconds since `start` (reading the data)."""
+    out = Path(s.run.out or default_out(s.data.data, "audit"))
+    if (out / "audit.json").exists() and not s.run.overwrite:
+        raise UserError(f"{out} already holds an audit; give --overwrite to replace it, or another --out.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out, time.perf_counter() - start
 
 
 def _features(records: list[ImageRecord], cache: FeatureCache) -> dict[str, np.ndarray]:

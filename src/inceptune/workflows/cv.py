@@ -1,6 +1,7 @@
 """`cv`: stratified k-fold cross-validation of the whole two-phase recipe, with out-of-fold predictions.
 
-    settings (checked) -> load_training_data -> extract_and_group (once, every image; near-duplicates in one fold; views too)
+    settings (checked) -> prepare: the data, extract_and_group (once, every image; near-duplicates in one fold)
+          -> extract_views (every image's augmented views)
           -> for each fold: carve val from the other folds, fit_recipe, calibrate on that val,
              probabilities of the held-out fold (from cached features)
           -> cv.json (per fold, mean, std and t interval of every metric; the out-of-fold metrics with
@@ -21,7 +22,6 @@ import dataclasses
 import inspect
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +30,20 @@ from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_folds, assign_splits
+from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
+from inceptune.evaluation.baseline import RECIPE as BASELINE
+from inceptune.evaluation.baseline import baseline_scores
 from inceptune.evaluation.metrics import classification_metrics, summarize_folds, summarize_values
 from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
-from inceptune.models.weights import resolve_weights
 from inceptune.runs import RunFolder, versions
 from inceptune.settings import Settings, documented, resolve
-from inceptune.training.devices import training_devices
-from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
-from inceptune.training.inputs import load_training_data
-from inceptune.training.baseline import RECIPE as BASELINE
-from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate
+from inceptune.training.extraction import extract_views
 from inceptune.training.recipe import fit_recipe
-from inceptune.training.two_phase import new_classifier
+from inceptune.workflows.prepare import prepare
+from inceptune.workflows.result import default_out
 
 
 @dataclass
@@ -98,19 +97,9 @@ def cross_validate(data=None, *, config=None, **settings) -> CrossValidation:
 
 def _cross_validate(s: Settings) -> CrossValidation:
     start = time.perf_counter()
-    dataset, _ = load_training_data(s, test_split=0.0)
-    if dataset.multilabel:
-        raise UserError("cv covers single-label tasks; a multi-label CSV's per-label metrics come from train.")
-    pooled = [dataclasses.replace(r, split=None) for r in dataset.records]
-    fold_of = _assign_folds(pooled, s.cv.folds, s.data.seed)
-    out = RunFolder.create(s.run.out or str(Path("runs") / f"cv-{Path(s.data.data).resolve().name}-"
-                                                             f"{datetime.now():%Y%m%d-%H%M%S}"),
-                           overwrite=s.run.overwrite)
-    weights = resolve_weights(s.recipe.weights)
-    console.info(f"Weights: {weights.describe()}")
-    cache = feature_cache(s, weights)
-    extractor = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
-    dataset, extraction = extract_and_group(dataset, cache, extractor, s)
+    prepared = prepare(s, test_split=0.0, on_data=lambda dataset: _open(s, dataset), say_weights=True)
+    out, dataset, weights, cache = prepared.out, prepared.dataset, prepared.weights, prepared.cache
+    extractor, extraction = prepared.classifier, prepared.extraction
     pooled = [dataclasses.replace(r, split=None) for r in dataset.records]  # near-duplicates grouped
     fold_of = _assign_folds(pooled, s.cv.folds, s.data.seed)
     views = extract_views(pooled, cache, extractor, s)  # every image trains in K - 1 folds
@@ -156,6 +145,15 @@ def _cross_validate(s: Settings) -> CrossValidation:
                  f"mixed10 features: {record['baseline']['accuracy']['mean']:.4f}); cv.json, predictions.csv and "
                  f"report.html in {out.path}/")
     return CrossValidation(record["summary"], per_fold, predictions, out.path, record)
+
+
+def _open(s: Settings, dataset: Dataset) -> RunFolder:
+    """Once the data is read, before any extraction: a single-label dataset that the folds can split, then
+    the output folder."""
+    if dataset.multilabel:
+        raise UserError("cv covers single-label tasks; a multi-label CSV's per-label metrics come from train.")
+    _assign_folds([dataclasses.replace(r, split=None) for r in dataset.records], s.cv.folds, s.data.seed)
+    return RunFolder.create(s.run.out or default_out(s.data.data, "cv"), overwrite=s.run.overwrite)
 
 
 def _assign_folds(records, folds: int, seed: int) -> np.ndarray:

@@ -25,12 +25,9 @@ from inceptune import console
 from inceptune.errors import UserError
 from inceptune.features.extract import POOLED, activations_kind, read_features
 from inceptune.models.backbone import freeze
-from inceptune.models.weights import resolve_weights
 from inceptune.settings import Settings, documented, resolve
-from inceptune.training.extraction import extract_and_group, feature_cache
-from inceptune.training.inputs import load_training_data
 from inceptune.training.splits import SplitData
-from inceptune.training.two_phase import new_classifier
+from inceptune.workflows.prepare import prepare
 
 
 @dataclass
@@ -63,11 +60,9 @@ def lr_find(data=None, *, config=None, **settings) -> LrFinding:
     phase, sweep = s.sweep.phase, s.sweep
     # What extraction caches: the activations entering --unfreeze-from only for the fine-tune test.
     s = s.replace(fine_tune_epochs=1 if phase == "fine-tune" else 0)
-    dataset, _ = load_training_data(s)
-    weights = resolve_weights(s.recipe.weights)
-    classifier = new_classifier(weights, dataset, s)
-    cache = feature_cache(s, weights)
-    dataset, _ = extract_and_group(dataset, cache, classifier, s)
+    # The classifier the range test trains extracts too (built before the cache is opened).
+    prepared = prepare(s, classifier_settings=s, classifier_first=True)
+    dataset, classifier, cache = prepared.dataset, prepared.classifier, prepared.cache
     splits = SplitData(dataset, classifier, cache, s)
     records, labels = dataset.split("train"), splits.labels("train")
     classifier.adapt(read_features(records, cache, POOLED))

@@ -30,7 +30,7 @@ from inceptune.settings import Settings
 from inceptune.settings.schema import WIDTH_ARCHITECTURES
 from inceptune.tracking import log_run
 from inceptune.training.callbacks import EpochHook, KeepBest, ProgressBar
-from inceptune.training.result import TrainResult, default_out, say_results
+from inceptune.workflows.result import TrainResult, default_out, say_results
 
 # From scratch, validation loss is erratic for the first epochs while BatchNorm's moving statistics
 # catch up with the fast-changing weights; stopping after 3 epochs without progress stops too soon.

@@ -1,6 +1,7 @@
 """`train`: a folder of images in, a fine-tuned Inception-v3 classifier and its run folder out.
 
-    settings (checked) -> load_training_data -> extract_and_group (one backbone pass per image and view; near-duplicates kept in one split)
+    settings (checked) -> prepare: the data, the run folder, extract_and_group (one backbone pass per image;
+          near-duplicates kept in one split) -> extract_views (one per augmented view)
           -> fit_two_phases: train_head (phase 1), fine_tune (phase 2)
           -> the held-out split's metrics, plots and report -> RunFolder.write_finished
           -> export_fastest (--export auto): the fastest checked ONNX/OpenVINO export for this machine
@@ -17,28 +18,28 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
 from inceptune.deploy.auto_export import export_fastest
+from inceptune.engines.cluster import Cluster
+from inceptune.engines.cluster import active as active_cluster
+from inceptune.engines.devices import training_devices
 from inceptune.errors import UserError
+from inceptune.evaluation.baseline import baseline_scores
 from inceptune.evaluation.calibration import at_temperature
 from inceptune.evaluation.evaluate import write_evaluation
 from inceptune.features.extract import ExtractionStats
-from inceptune.models.weights import Weights, resolve_weights
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.tracking import check_tracker, log_run
-from inceptune.training.baseline import baseline_scores
 from inceptune.training.calibrate import calibrate, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
-from inceptune.training.cluster import active as active_cluster
 from inceptune.training.class_weights import class_weights
-from inceptune.training.devices import training_devices
-from inceptune.training.extraction import extract_and_group, extract_views, feature_cache
-from inceptune.training.inputs import load_training_data
+from inceptune.training.extraction import extract_views
 from inceptune.training.ood import OodBranch, fit_ood
 from inceptune.training.phases import Resume
-from inceptune.training.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.training.recipe import fit_recipe
 from inceptune.training.splits import SplitData
-from inceptune.training.two_phase import Fitted, new_classifier
+from inceptune.training.two_phase import Fitted
+from inceptune.workflows.prepare import prepare
+from inceptune.workflows.result import TrainResult, default_out, recipe_rows, say_results
 from inceptune.workflows.scratch import ScratchTrainer
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
@@ -80,26 +81,14 @@ class Trainer:
 
     def run(self) -> TrainResult:
         s = self.settings
-        dataset, source = load_training_data(s)
-        class_weights(s.recipe.class_weight, dataset)  # a class name that is not in the data fails now
-        out, cluster = Path(s.run.out or default_out(s.data.data)), active_cluster()
-        if cluster is not None and not cluster.chief:  # the chief writes the run folder; this worker, its checkpoint
-            run = RunFolder.create(cluster.scratch(out), overwrite=True)
-        else:
-            run = RunFolder.create(out, overwrite=s.run.overwrite)
-            console.info(f"Run folder: {run.path}")
-        checkpoint = Checkpoint(run.path, s)
-        state = checkpoint.load() if s.run.resume else checkpoint.clear()
-        if s.run.resume and state is None:
-            console.warn(f"{run.path} has no checkpoint to resume from; starting from the beginning")
-        if cluster is not None:
-            cluster.agree("the checkpoint to resume from", state and [state["phase"], state["epochs_done"]])
-        weights, head = self._weights(dataset)
-        cache = feature_cache(s, weights)
 
         # === One backbone pass per image (and per augmented view), every source the search may choose ===
-        base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg"))
-        dataset, extraction = extract_and_group(dataset, cache, base, s)
+        # (the base keeps train's --head: a linear head on a multi-label CSV is refused before any extraction)
+        prepared = prepare(s, on_data=self._open, say_weights=True,
+                           classifier_settings=s.replace(feature_block="mixed10", pooling="avg"))
+        out, cluster, run, checkpoint, state = prepared.out
+        dataset, weights, head, cache = prepared.dataset, prepared.weights, prepared.head, prepared.cache
+        source, base, extraction = prepared.source, prepared.classifier, prepared.extraction
         views = extract_views(dataset.split("train"), cache, base, s)
 
         # === The recipe, chosen on train + val; fitted on train (val held out), then refitted on train + val ===
@@ -143,19 +132,24 @@ class Trainer:
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
 
-    def _weights(self, dataset: Dataset) -> tuple[Weights, list | None]:
-        """The backbone's starting weights, and a saved head to keep (--from a run with the same classes)."""
+    def _open(self, dataset: Dataset) -> tuple[Path, Cluster | None, RunFolder, Checkpoint, dict | None]:
+        """Once the data is read: the class weights' names checked, the run folder (a worker of a cluster: its
+        checkpoint folder beside the chief's) and the checkpoint to resume from, which every worker agrees on."""
         s = self.settings
-        if s.recipe.from_model:
-            from inceptune.features.cache import local_cache_root
-            from inceptune.models.source import load_source
-
-            source = load_source(s.recipe.from_model, dataset.classes, local_cache_root(s.run.cache_dir), s.run.unsafe)
-            weights, head = source.weights, source.head
+        class_weights(s.recipe.class_weight, dataset)  # a class name that is not in the data fails now
+        out, cluster = Path(s.run.out or default_out(s.data.data)), active_cluster()
+        if cluster is not None and not cluster.chief:  # the chief writes the run folder; this worker, its checkpoint
+            run = RunFolder.create(cluster.scratch(out), overwrite=True)
         else:
-            weights, head = resolve_weights(s.recipe.weights), None
-        console.info(f"Weights: {weights.describe()}")
-        return weights, head
+            run = RunFolder.create(out, overwrite=s.run.overwrite)
+            console.info(f"Run folder: {run.path}")
+        checkpoint = Checkpoint(run.path, s)
+        state = checkpoint.load() if s.run.resume else checkpoint.clear()
+        if s.run.resume and state is None:
+            console.warn(f"{run.path} has no checkpoint to resume from; starting from the beginning")
+        if cluster is not None:
+            cluster.agree("the checkpoint to resume from", state and [state["phase"], state["epochs_done"]])
+        return out, cluster, run, checkpoint, state
 
     @staticmethod
     def _timings(extraction: ExtractionStats, views: ExtractionStats, augmentation: dict | None,

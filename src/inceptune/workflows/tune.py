@@ -15,16 +15,17 @@ import inspect
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from inceptune import console
 from inceptune.atomic import atomic_write_json
+from inceptune.data.dataset import Dataset
 from inceptune.errors import UserError
 from inceptune.search.choose import describe, recipe_candidate
 from inceptune.search.space import SEARCHED, baseline_candidate
 from inceptune.settings import Settings, documented, resolve
 from inceptune.runs import versions
+from inceptune.workflows.result import default_out
 
 _DATA = inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
 _CONFIG = inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None)
@@ -53,25 +54,15 @@ def tune(data=None, *, config=None, **settings) -> TuneResult:
 
 
 def _tune(s: Settings) -> TuneResult:
-    from inceptune.models.weights import resolve_weights
     from inceptune.search.scoring import SearchData
     from inceptune.search.study import finished, run_study
-    from inceptune.training.extraction import extract_and_group, feature_cache
-    from inceptune.training.inputs import load_training_data
-    from inceptune.training.two_phase import new_classifier
+    from inceptune.workflows.prepare import prepare
 
     start = time.perf_counter()
-    dataset, _ = load_training_data(s)
-    if dataset.multilabel:
-        raise UserError("tune covers single-label tasks; a multi-label CSV trains with its settings as given.")
-    out = Path(s.run.out or Path("runs") / f"tune-{Path(s.data.data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
-    console.info(f"Study folder: {out} (run the same command again to continue it)")
-    weights = resolve_weights(s.recipe.weights)
-    cache = feature_cache(s, weights)
-    base = new_classifier(weights, dataset, s.replace(feature_block="mixed10", pooling="avg", head="dense"))
     # every image, as train extracts them: train + val here is train's, near-duplicates grouped alike
-    dataset, _ = extract_and_group(dataset, cache, base, s.replace(fine_tune_epochs=0))
+    # (without fine-tuning: the study scores heads on pooled features, so no phase-2 activations are cached)
+    prepared = prepare(s.replace(fine_tune_epochs=0), on_data=lambda dataset: _open(s, dataset))
+    out, dataset, cache = prepared.out, prepared.dataset, prepared.cache
     records = dataset.split("train") + dataset.split("val")
     data = SearchData.of(records, dataset.label_index, dataset.classes, cache, s.study.search_folds, s.data.seed)
     base = recipe_candidate(s)
@@ -101,6 +92,16 @@ def _tune(s: Settings) -> TuneResult:
                  f"{best.value:.4f}" + (f" against {baseline:.4f} for logistic regression on mixed10" if baseline
                                         is not None else "") + f". Train it: inceptune train --config {out}/best.json")
     return TuneResult(out, recipe, best.value, baseline, finished(study))
+
+
+def _open(s: Settings, dataset: Dataset) -> Path:
+    """Once the data is read: a single-label dataset, then the study folder."""
+    if dataset.multilabel:
+        raise UserError("tune covers single-label tasks; a multi-label CSV trains with its settings as given.")
+    out = Path(s.run.out or default_out(s.data.data, "tune"))
+    out.mkdir(parents=True, exist_ok=True)
+    console.info(f"Study folder: {out} (run the same command again to continue it)")
+    return out
 
 
 def _is_baseline(recipe: dict) -> bool:

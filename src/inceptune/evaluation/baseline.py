@@ -14,8 +14,8 @@ from threadpoolctl import threadpool_limits
 from inceptune.data.dataset import Dataset
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import read_features
-from inceptune.vocabulary.sources import POOLED
 from inceptune.search.heads import fit_linear
+from inceptune.vocabulary.sources import POOLED
 
 RECIPE = "logistic regression (C=1) on mixed10 average-pooled features"
 

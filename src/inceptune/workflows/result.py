@@ -1,4 +1,4 @@
-"""What `train` returns and says when it is done, for both recipes."""
+"""What `train` returns and says when it is done, for both recipes; where a run writes without --out."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ class TrainResult:
     metrics: dict
 
 
-def default_out(data: str) -> str:
-    return str(Path("runs") / f"{Path(data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")
+def default_out(data: str, command: str | None = None) -> str:
+    """Where a run writes without --out: runs/NAME-TIME for train, runs/COMMAND-NAME-TIME for cv, tune and
+    audit (NAME: the data's folder or file name)."""
+    prefix = f"{command}-" if command else ""
+    return str(Path("runs") / f"{prefix}{Path(data).resolve().name}-{datetime.now():%Y%m%d-%H%M%S}")
 
 
 def say_results(run: Path, metrics: dict) -> None:

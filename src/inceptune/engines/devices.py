@@ -6,7 +6,7 @@
     --distribute auto     tf.distribute.MirroredStrategy over all local GPUs when there are two or more
     --distribute mirrored MirroredStrategy over whatever devices there are (one replica on a CPU)
     --distribute multi-worker  MultiWorkerMirroredStrategy for each phase's fit: one process per machine,
-                          the cluster in the TF_CONFIG environment variable (training/cluster.py,
+                          the cluster in the TF_CONFIG environment variable (engines/cluster.py,
                           docs/distributed.md)
     --distribute none     the default device
 
@@ -20,7 +20,7 @@ import contextlib
 
 import keras
 
-from inceptune.training.cluster import active, joined
+from inceptune.engines.cluster import active, joined
 
 
 def gpus() -> list:
@@ -41,7 +41,7 @@ def training_devices(precision: str, distribute: str):
     import tensorflow as tf
 
     policy = precision_policy(precision)
-    if distribute == "multi-worker":  # the phases' fits join the cluster, nothing else (training/cluster.py)
+    if distribute == "multi-worker":  # the phases' fits join the cluster, nothing else (engines/cluster.py)
         scope = joined()
     elif distribute == "mirrored" or (distribute == "auto" and len(gpus()) >= 2):
         scope = tf.distribute.MirroredStrategy().scope()
