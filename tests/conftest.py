@@ -138,7 +138,8 @@ FLOWERS = SHARED / "datasets" / "flowers5"
 
 # Converting the full Inception-v3 to ONNX peaks near 11 GB (tf2onnx; INCEPTUNE_TEST_MEMORY measures it), so the
 # fast suite exports only the narrow network. What is still heavy beside another test (Ray clusters of several
-# processes, NNCF's accuracy control) takes turns on one worker.
+# processes, two multi-worker TensorFlow processes, NNCF's accuracy control) takes turns on one worker: with the
+# longest tests first, the Ray and the multi-worker tests side by side took 2.3 and 1.9 times as long.
 EXPORTS = pytest.mark.xdist_group("exports")
 # Each live `serve` is a process of its own (~1.3 GB at 150 px): the serving tests take turns on one worker, so
 # at most one server is up beside an export (two servers and an ONNX conversion got a CI worker killed).

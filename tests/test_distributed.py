@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NARROW_WEIGHTS, copy_subset, FLOWERS, requires_shared
+from conftest import EXPORTS, NARROW_WEIGHTS, copy_subset, FLOWERS, requires_shared
 from contract import check_run_folder
 from inceptune.deploy.loadtest import free_ports
 
-pytestmark = requires_shared
+# Two worker processes and a cluster's threads: never beside a Ray cluster (they take turns on one worker; conftest).
+pytestmark = [requires_shared, EXPORTS]
 
 SETTINGS = ("--weights", str(NARROW_WEIGHTS), "--image-size", "75", "--epochs", "3", "--fine-tune-epochs", "2",
             "--batch-size", "16", "--dropout", "0", "--search", "none", "--no-refit", "--duplicate-similarity", "1.0",
