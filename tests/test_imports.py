@@ -179,3 +179,11 @@ def test_every_module_imports():
     for name in sorted(import_graph()):
         if not name.endswith("__main__"):  # running it would start the command
             importlib.import_module(name)
+
+
+def test_rooms_stay_small():
+    """Small modules with one job: none over 350 lines, and training/ holds the recipe alone (at most 15 files)."""
+    long = {str(f.relative_to(PACKAGE)): n for f in PACKAGE.rglob("*.py")
+            if (n := len(f.read_text(encoding="utf-8").splitlines())) > 350}
+    assert long == {}, long
+    assert len(list((PACKAGE / "training").glob("*.py"))) <= 15
