@@ -113,10 +113,10 @@ def training_devices(precision: str, distribute: str) -> Iterator[Strategy]:
     try:
         with scope as entered:
             cluster = entered if isinstance(entered, Cluster) else None
-            strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+            mirrored = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
             yield Strategy(policy,
-                           cluster.count if cluster else strategy.num_replicas_in_sync if strategy else 1,
-                           "MultiWorkerMirroredStrategy" if cluster else type(strategy).__name__ if strategy else None,
+                           cluster.count if cluster else mirrored.num_replicas_in_sync if mirrored else 1,
+                           "MultiWorkerMirroredStrategy" if cluster else type(mirrored).__name__ if mirrored else None,
                            cluster)
     finally:
         keras.mixed_precision.set_global_policy(previous)
