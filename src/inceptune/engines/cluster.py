@@ -13,6 +13,9 @@ losses a worker logs are the cluster's. Everything else runs on each worker's ow
 copy, as in one process, so the workers must agree on the recipe: `agree`
 checks that they chose the same one.
 
+The cluster is no ambient state: `joined` makes it, and the run's Strategy
+(engines/devices.py) carries it down to the functions that need it.
+
 Worker 0 (or the one TF_CONFIG names `chief`) writes the run folder; every
 other worker checkpoints into a folder of its own beside it (`.NAME.worker-I`)
 and removes it when the run finishes. A worker that dies makes the others'
@@ -30,7 +33,6 @@ over the replicas element by element.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import gc
 import json
 import os
@@ -43,14 +45,6 @@ import numpy as np
 
 from inceptune import console
 from inceptune.errors import UserError, WorkerLost
-
-_ACTIVE: contextvars.ContextVar["Cluster | None"] = contextvars.ContextVar("inceptune_cluster", default=None)
-
-
-def active() -> "Cluster | None":
-    """The multi-worker cluster of the running `train`, or None in a single process."""
-    return _ACTIVE.get()
-
 
 def cluster_spec() -> tuple[int, int, bool]:
     """(this worker's index, number of workers, whether it is the chief) from TF_CONFIG; one sentence if unusable."""
@@ -73,18 +67,15 @@ def cluster_spec() -> tuple[int, int, bool]:
 
 @contextlib.contextmanager
 def joined():
-    """Join the cluster TF_CONFIG describes, for the duration of a `train`."""
+    """Join the cluster TF_CONFIG describes, for the duration of a `train`: yields the `Cluster`, which
+    `training_devices` puts in the run's Strategy (engines/devices.py)."""
     index, count, chief = cluster_spec()
     import tensorflow as tf
 
     _reduce_logs_per_element()
     cluster = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), index, count, chief)
     console.info(f"Worker {index} of {count}" + (" (chief: it writes the run folder)." if chief else "."))
-    token = _ACTIVE.set(cluster)
-    try:
-        yield cluster
-    finally:
-        _ACTIVE.reset(token)
+    yield cluster
 
 
 class Cluster:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from inceptune import console
 from inceptune.data.dataset import Dataset
 from inceptune.data.scan import ImageRecord
-from inceptune.engines.cluster import active as active_cluster
+from inceptune.engines.devices import Strategy
 from inceptune.features.cache import FeatureCache, default_cache_dir, feature_space
 from inceptune.features.duplicates import group_near_duplicates
 from inceptune.features.extract import ExtractionStats, activations_kind, extract_to_cache
@@ -44,28 +44,28 @@ def feature_kinds(s: Settings, views: bool = False) -> list[str]:
     return list(dict.fromkeys(pooled)) + ([activations_kind(r.unfreeze_from)] if phase2 else [])
 
 
-def extract_and_group(dataset: Dataset, cache: FeatureCache, classifier: Classifier, s: Settings
-                      ) -> tuple[Dataset, ExtractionStats]:
-    """Every image of `dataset` into the cache, then the dataset with each near-duplicate cluster in one
-    split (carved splits drawn again) and the clusters that given split folders cut reported as leakage."""
-    stats = extract_features(dataset.records, cache, classifier, s)
+def extract_and_group(dataset: Dataset, cache: FeatureCache, classifier: Classifier, s: Settings,
+                      strategy: Strategy = Strategy()) -> tuple[Dataset, ExtractionStats]:
+    """Every image of `dataset` into the cache (on a cluster, this worker's share first), then the dataset
+    with each near-duplicate cluster in one split (carved splits drawn again) and the clusters that given
+    split folders cut reported as leakage."""
+    stats = extract_features(dataset.records, cache, classifier, s, strategy)
     return group_near_duplicates(dataset, cache, s.data.duplicate_similarity), stats
 
 
 def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier: Classifier,
-                     s: Settings) -> ExtractionStats:
-    """What the cache lacks of `records`. On a multi-worker cluster, each worker first computes its share
+                     s: Settings, strategy: Strategy = Strategy()) -> ExtractionStats:
+    """What the cache lacks of `records`. On a multi-worker cluster (`strategy`), each worker first computes its share
     (every N-th image) and waits for the others: with a cache they share, each image is computed once;
     with caches of their own, each worker then computes the rest itself."""
     def extract(part: list[ImageRecord], description: str = "Extracting features") -> ExtractionStats:
         return extract_to_cache(part, cache, classifier.extractor_base, feature_kinds(s), s.recipe.image_size,
                                 s.recipe.batch_size, runtime=s.run.extract_runtime, description=description)
 
-    cluster = active_cluster()
     share = None
-    if cluster is not None:
-        share = extract(records[cluster.index::cluster.count], f"Extracting features (worker {cluster.index}'s share)")
-        cluster.gather(share.computed)  # a barrier: every worker's share is in its cache
+    if strategy.cluster is not None:
+        share = extract(strategy.share(records), f"Extracting features (worker {strategy.index}'s share)")
+        strategy.barrier(share.computed)  # every worker's share is in its cache
     stats = extract(records)
     if share is not None:
         stats.computed += share.computed
@@ -74,7 +74,7 @@ def extract_features(records: list[ImageRecord], cache: FeatureCache, classifier
         stats.runtime = stats.runtime or share.runtime
     console.info(f"Features: {stats.images} images, {stats.from_cache} from cache, "
                  f"{stats.computed} computed ({stats.seconds:.1f}s)"
-                 + (f", {share.computed} of them as worker {cluster.index}'s share." if share else "."))
+                 + (f", {share.computed} of them as worker {strategy.index}'s share." if share else "."))
     return stats
 
 

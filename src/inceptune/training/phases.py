@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 
 from inceptune import console
-from inceptune.engines.cluster import active as active_cluster
+from inceptune.engines.devices import Strategy
 from inceptune.errors import UserError
 from inceptune.models.backbone import freeze
 from inceptune.models.classifier import Classifier, refresh_normalization
@@ -44,23 +44,25 @@ from inceptune.training.unfreezing import GradualUnfreezing, Unfreezing
 def train_head(classifier: Classifier, train: CachedFeatures, val: CachedFeatures | None,
                epochs: int, learning_rate: float, log_dir: Path | None = None,
                class_weight: dict[int, float] | None = None, resume: "Resume | None" = None,
-               schedule: tuple[str, int] = ("constant", 0), weight_decay: float = 0.0) -> list[dict]:
+               schedule: tuple[str, int] = ("constant", 0), weight_decay: float = 0.0,
+               strategy: Strategy = Strategy()) -> list[dict]:
     """Phase 1: standardise pooled features, then fit the head alone on them (in memory when they fit);
-    with `weight_decay`, by AdamW."""
+    with `weight_decay`, by AdamW; under `strategy` (a replica of the head on a cluster)."""
     freeze(classifier.backbone, None)
     train.load_if_small()
     if not classifier.adapted:
         classifier.adapt(train.features())
     return _fit("head", classifier.head_model(), train, val, epochs, learning_rate, classifier, log_dir=log_dir,
-                class_weight=class_weight, resume=resume, schedule=schedule, weight_decay=weight_decay)
+                class_weight=class_weight, resume=resume, schedule=schedule, weight_decay=weight_decay,
+                strategy=strategy)
 
 
 def fine_tune(classifier: Classifier, unfreezing: Unfreezing, train: CachedFeatures | ImageBatches,
               val: CachedFeatures | None, epochs: int, learning_rate: float, patience: int,
               log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
               resume: "Resume | None" = None, schedule: tuple[str, int] = ("constant", 0),
-              augment: keras.Model | None = None) -> list[dict]:
-    """Phase 2: fine-tune the blocks `unfreezing` names, with the head, at a low learning rate.
+              augment: keras.Model | None = None, strategy: Strategy = Strategy()) -> list[dict]:
+    """Phase 2: fine-tune the blocks `unfreezing` names, with the head, at a low learning rate, under `strategy`.
 
     `train` holds the cached activations entering `unfreezing.deepest`, or,
     with `augment`, images augmented on the fly; `val` is cached activations.
@@ -73,7 +75,7 @@ def fine_tune(classifier: Classifier, unfreezing: Unfreezing, train: CachedFeatu
                                   restored=state["stop"] if state else None)
     return _fit("fine-tune", model, train, val, epochs, learning_rate, classifier, stop=stop, log_dir=log_dir,
                 class_weight=class_weight, resume=resume, schedule=schedule, unfreezing=unfreezing,
-                evaluator=None if augment is None else top)
+                evaluator=None if augment is None else top, strategy=strategy)
 
 
 class Resume:
@@ -89,12 +91,12 @@ def _fit(phase: str, model: keras.Model, train: CachedFeatures, val: CachedFeatu
          log_dir: Path | None = None, class_weight: dict[int, float] | None = None,
          resume: Resume | None = None, schedule: tuple[str, int] = ("constant", 0),
          unfreezing: Unfreezing | None = None, evaluator: keras.Model | None = None,
-         weight_decay: float = 0.0) -> list[dict]:
+         weight_decay: float = 0.0, strategy: Strategy = Strategy()) -> list[dict]:
     """Fit `model` for one phase; `evaluator` (sharing its weights) validates instead of `model` when given.
 
-    On a multi-worker cluster, a replica of `model` with mirrored variables trains (engines/cluster.py), and
-    `model` takes its weights at the end."""
-    cluster, trained, original = active_cluster(), model, model
+    When `strategy` is a multi-worker cluster's, a replica of `model` with mirrored variables trains
+    (engines/cluster.py), and `model` takes its weights at the end."""
+    cluster, trained, original = strategy.cluster, model, model
     if cluster is not None:
         if evaluator is not None:
             raise UserError("--distribute multi-worker fine-tunes on cached activations; --fine-tune-augment online "

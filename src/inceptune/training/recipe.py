@@ -25,7 +25,7 @@ import numpy as np
 from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
-from inceptune.engines.cluster import active as active_cluster
+from inceptune.engines.devices import Strategy
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import ExtractionStats
@@ -60,22 +60,24 @@ class FittedRecipe:
 
 def fit_recipe(weights: Weights, dataset: Dataset, cache: FeatureCache, s: Settings, views: Views,
                extraction: ExtractionStats, head: list | None = None, log_dir: Path | None = None,
-               resume: Resume | None = None, record_file: Path | None = None) -> FittedRecipe:
-    s, search = choose_recipe(s, dataset, cache, extraction, record_file, bool(resume and resume.state))
+               resume: Resume | None = None, record_file: Path | None = None,
+               strategy: Strategy = Strategy()) -> FittedRecipe:
+    """Choose the recipe, fit it on train and refit it on train + val, every fit under `strategy`."""
+    s, search = choose_recipe(s, dataset, cache, extraction, record_file, bool(resume and resume.state), strategy)
     classifier = new_classifier(weights, dataset, s)
     if head is not None:
         keep_head(classifier, head)
     splits = SplitData(dataset, classifier, cache, s, views)
-    fitted = fit_two_phases(classifier, splits, s, log_dir=log_dir, resume=resume)
+    fitted = fit_two_phases(classifier, splits, s, log_dir=log_dir, resume=resume, strategy=strategy)
     val = splits.probabilities(fitted.model, "val", fitted.kind) if dataset.split("val") else None
     result = FittedRecipe(s, search, splits, fitted, val, classifier, fitted, splits, None)
     if s.recipe.refit and val is not None:
-        _refit(result, weights, dataset, cache, views, head)
+        _refit(result, weights, dataset, cache, views, head, strategy)
     return result
 
 
 def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: FeatureCache, views: Views,
-           head: list | None) -> None:
+           head: list | None, strategy: Strategy) -> None:
     """The chosen recipe fitted again on train + val: the head, and fine-tuning for the epochs it was kept
     (none when phase 2 did not beat phase 1 on val). Validation figures stay those of the first fit."""
     phase2 = [h for h in result.first.history if h["phase"] == "fine-tune"]
@@ -90,7 +92,7 @@ def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: Feat
     if head is not None:  # the same start as the first fit: a head kept by --from
         keep_head(result.classifier, head)
     result.final_splits = SplitData(merged, result.classifier, cache, again, views)
-    result.final = fit_two_phases(result.classifier, result.final_splits, again)
+    result.final = fit_two_phases(result.classifier, result.final_splits, again, strategy=strategy)
     result.refit = {"on": "train + val", "images": len(merged.split("train")), "fine_tune_epochs": kept,
                     "seconds": round(time.perf_counter() - start, 3),
                     "note": "val figures are those of the fit on train alone (held out); the saved model is the "
@@ -116,8 +118,10 @@ def search_data(s: Settings, dataset: Dataset, cache: FeatureCache) -> SearchDat
 
 
 def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: ExtractionStats,
-                  record_file: Path | None = None, resume: bool = False) -> tuple[Settings, dict | None]:
-    """The settings to fit (search none from here on), and the search's record for metrics.json.
+                  record_file: Path | None = None, resume: bool = False, strategy: Strategy = Strategy()
+                  ) -> tuple[Settings, dict | None]:
+    """The settings to fit (search none from here on), and the search's record for metrics.json. On a
+    cluster (`strategy`), every worker searches without a time budget and the workers agree on the choice.
 
     The record is also written to `record_file` (RUN/search.json) at once, so a resumed run fits the
     recipe the interrupted run chose instead of searching again."""
@@ -128,16 +132,14 @@ def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, extraction
             changes = {k: tuple(v) if isinstance(v, list) else v for k, v in record["recipe"].items()
                        if k in SEARCHED}
             return s.replace(**changes, search="none"), record
-    settings, record = _choose(s, dataset, cache, extraction)
-    cluster = active_cluster()
-    if cluster is not None:  # every worker fits the same models, step by step
-        cluster.agree("the recipe the search chose", settings.as_dict()["recipe"])
+    settings, record = _choose(s, dataset, cache, extraction, strategy)
+    strategy.agree("the recipe the search chose", settings.as_dict()["recipe"])  # each worker fits the same models
     if record_file is not None:
         atomic_write_json(record_file, record or {})
     return settings, record
 
 
-def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: ExtractionStats
+def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: ExtractionStats, strategy: Strategy
             ) -> tuple[Settings, dict | None]:
     mode = s.recipe.search
     if dataset.multilabel:
@@ -150,7 +152,7 @@ def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: Extr
         console.info(f"No recipe search: {exc}")
         return s.replace(search="none"), None
     cost = extraction_cost(cache, len({r.sha256 for r in dataset.records}), extraction)
-    if active_cluster() is not None:  # a time budget could stop the workers' searches at different recipes
+    if strategy.cluster is not None:  # a time budget could stop the workers' searches at different recipes
         if s.study.timeout and mode == "full":
             raise UserError("--timeout would let the workers of a cluster choose different recipes; give --trials "
                             "alone with --distribute multi-worker.")

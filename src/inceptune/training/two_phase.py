@@ -15,6 +15,7 @@ import numpy as np
 
 from inceptune import console
 from inceptune.data.dataset import Dataset
+from inceptune.engines.devices import Strategy
 from inceptune.features.extract import activations_kind
 from inceptune.vocabulary.sources import Source
 from inceptune.vocabulary.inception import BLOCKS
@@ -72,8 +73,9 @@ class Fitted:
 
 
 def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_dir: Path | None = None,
-                   resume: Resume | None = None) -> Fitted:
-    """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `unfreeze_from`).
+                   resume: Resume | None = None, strategy: Strategy = Strategy()) -> Fitted:
+    """Phase 1 (the head on pooled features), then phase 2 (fine-tuning from `unfreeze_from`), each fitted
+    under `strategy` (the run's devices, or its multi-worker cluster).
 
     With `resume`, every finished epoch is checkpointed, and an interrupted run's finished epochs come back.
     """
@@ -92,7 +94,7 @@ def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_d
     else:
         history = train_head(classifier, splits.data("train", source.kind), splits.data("val", source.kind),
                              r.epochs, r.learning_rate, log_dir=log_dir, class_weight=weights, resume=resume,
-                             schedule=schedule, weight_decay=r.weight_decay)
+                             schedule=schedule, weight_decay=r.weight_decay, strategy=strategy)
     if resume:
         resume.earlier_rows = history
     phase1 = time.perf_counter() - start
@@ -116,7 +118,7 @@ def fit_two_phases(classifier: Classifier, splits: SplitData, s: Settings, log_d
         console.info(f"Fine-tuning: {unfreezing.describe()}; {PHASE2_INPUTS[mode]}.")
         history = history + fine_tune(classifier, unfreezing, train, splits.data("val", kind), r.fine_tune_epochs,
                                       r.fine_tune_lr, r.patience, log_dir=log_dir, class_weight=weights,
-                                      resume=resume, schedule=schedule, augment=augment)
+                                      resume=resume, schedule=schedule, augment=augment, strategy=strategy)
         phase2 = time.perf_counter() - start
         model = classifier.top_model(r.unfreeze_from)
     return Fitted(history, kind, model, phase1, phase2, phase2_data)

@@ -30,7 +30,7 @@ from inceptune import console
 from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import Dataset
 from inceptune.data.split import assign_folds, assign_splits
-from inceptune.engines.devices import training_devices
+from inceptune.engines.devices import Strategy, training_devices
 from inceptune.errors import UserError
 from inceptune.evaluation.baseline import RECIPE as BASELINE
 from inceptune.evaluation.baseline import baseline_scores
@@ -91,13 +91,14 @@ def cross_validate(data=None, *, config=None, **settings) -> CrossValidation:
     s = resolve("cv", {**settings, **({"data": data} if data is not None else {})}, config)
     if s.run.distribute == "multi-worker":
         raise UserError("cv runs in one process; --distribute multi-worker is for train.")
-    with training_devices(s.run.precision, s.run.distribute):
-        return _cross_validate(s)
+    with training_devices(s.run.precision, s.run.distribute) as strategy:
+        return _cross_validate(s, strategy)
 
 
-def _cross_validate(s: Settings) -> CrossValidation:
+def _cross_validate(s: Settings, strategy: Strategy) -> CrossValidation:
     start = time.perf_counter()
-    prepared = prepare(s, test_split=0.0, on_data=lambda dataset: _open(s, dataset), say_weights=True)
+    prepared = prepare(s, test_split=0.0, on_data=lambda dataset: _open(s, dataset), say_weights=True,
+                       strategy=strategy)
     out, dataset, weights, cache = prepared.out, prepared.dataset, prepared.weights, prepared.cache
     extractor, extraction = prepared.classifier, prepared.extraction
     pooled = [dataclasses.replace(r, split=None) for r in dataset.records]  # near-duplicates grouped
@@ -111,7 +112,7 @@ def _cross_validate(s: Settings) -> CrossValidation:
         held_out = [dataclasses.replace(pooled[i], split="test") for i in held]
         rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], s.data.val_split, 0.0, s.data.seed)
         fold_data = dataclasses.replace(dataset, records=rest + held_out)
-        fit = fit_recipe(weights, fold_data, cache, s, views, extraction)
+        fit = fit_recipe(weights, fold_data, cache, s, views, extraction, strategy=strategy)
         calibrate(fit, s)  # as train does: the held-out fold measures the calibrated model train would save
         probabilities[held] = fit.probabilities("test")
         metrics = classification_metrics(np.array([fold_data.label_index(r) for r in held_out]), probabilities[held],

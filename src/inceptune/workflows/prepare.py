@@ -20,6 +20,7 @@ from typing import Any
 
 from inceptune import console
 from inceptune.data.dataset import Dataset
+from inceptune.engines.devices import Strategy
 from inceptune.features.cache import FeatureCache
 from inceptune.features.extract import ExtractionStats
 from inceptune.models.classifier import Classifier
@@ -45,7 +46,7 @@ class Prepared:
 
 def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[Dataset], Any] | None = None,
             say_weights: bool = False, classifier_settings: Settings | None = None,
-            classifier_first: bool = False) -> Prepared:
+            classifier_first: bool = False, strategy: Strategy = Strategy()) -> Prepared:
     """The run's data, weights, feature cache and extracting classifier, every image extracted and grouped.
 
     Args:
@@ -58,6 +59,8 @@ def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[
             base with a dense head, which extracts every source whatever the recipe (and a multi-label
             dataset meets no linear head's refusal).
         classifier_first: build the classifier before the feature cache is opened (lr-find's order).
+        strategy: where the run trains (train's and cv's, from training_devices): on a multi-worker
+            cluster, each worker extracts its share of the images first.
     """
     dataset, source = load_training_data(s, test_split)
     out = on_data(dataset) if on_data is not None else None
@@ -70,7 +73,7 @@ def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[
         cache = feature_cache(s, weights)
         classifier = new_classifier(weights, dataset, settings)
     start = time.perf_counter()
-    dataset, extraction = extract_and_group(dataset, cache, classifier, s)
+    dataset, extraction = extract_and_group(dataset, cache, classifier, s, strategy)
     return Prepared(dataset, source, out, weights, head, cache, classifier, extraction, time.perf_counter() - start)
 
 

@@ -18,9 +18,7 @@ from pathlib import Path
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
 from inceptune.deploy.auto_export import export_fastest
-from inceptune.engines.cluster import Cluster
-from inceptune.engines.cluster import active as active_cluster
-from inceptune.engines.devices import training_devices
+from inceptune.engines.devices import Strategy, training_devices
 from inceptune.errors import UserError
 from inceptune.evaluation.baseline import baseline_scores
 from inceptune.evaluation.calibration import at_temperature
@@ -66,27 +64,27 @@ def train(data=None, *, config=None, **settings) -> TrainResult:
     if s.scratch.arch and s.run.distribute == "multi-worker":
         raise UserError("--distribute multi-worker trains the pretrained recipe; a network from scratch (--arch) "
                         "trains in one process.")
-    with training_devices(s.run.precision, s.run.distribute) as devices:
-        if devices["policy"] != "float32" or devices["replicas"] > 1:
-            console.info(f"Devices: {devices['policy']} precision, {devices['replicas']} replica(s)"
-                         + (f" ({devices['strategy']})" if devices["strategy"] else "") + ".")
-        return ScratchTrainer(s).run() if s.scratch.arch else Trainer(s).run()
+    with training_devices(s.run.precision, s.run.distribute) as strategy:
+        if (devices := strategy.describe()) is not None:
+            console.info(devices)
+        return ScratchTrainer(s).run() if s.scratch.arch else Trainer(s, strategy).run()
 
 
 class Trainer:
-    """The pretrained recipe: cached features, the head, fine-tuning, the run folder."""
+    """The pretrained recipe: cached features, the head, fine-tuning, the run folder, under `strategy` (the run's
+    devices; on a multi-worker cluster, the chief writes the run folder)."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, strategy: Strategy = Strategy()):
+        self.settings, self.strategy = settings, strategy
 
     def run(self) -> TrainResult:
-        s = self.settings
+        s, strategy = self.settings, self.strategy
 
         # === One backbone pass per image (and per augmented view), every source the search may choose ===
         # (the base keeps train's --head: a linear head on a multi-label CSV is refused before any extraction)
         prepared = prepare(s, on_data=self._open, say_weights=True,
-                           classifier_settings=s.replace(feature_block="mixed10", pooling="avg"))
-        out, cluster, run, checkpoint, state = prepared.out
+                           classifier_settings=s.replace(feature_block="mixed10", pooling="avg"), strategy=strategy)
+        out, run, checkpoint, state = prepared.out
         dataset, weights, head, cache = prepared.dataset, prepared.weights, prepared.head, prepared.cache
         source, base, extraction = prepared.source, prepared.classifier, prepared.extraction
         views = extract_views(dataset.split("train"), cache, base, s)
@@ -94,11 +92,12 @@ class Trainer:
         # === The recipe, chosen on train + val; fitted on train (val held out), then refitted on train + val ===
         fit = fit_recipe(weights, dataset, cache, s, views, extraction, head,
                          log_dir=run.file("tensorboard") if s.run.tensorboard else None,
-                         resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"))
-        if cluster is not None and not cluster.chief:  # every collective step is done: the chief finishes alone
+                         resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"),
+                         strategy=strategy)
+        if not strategy.chief:  # every collective step is done: the chief finishes alone
             checkpoint.clear()
             shutil.rmtree(run.path, ignore_errors=True)
-            console.info(f"Worker {cluster.index}: training finished; the chief writes the run folder {out}.")
+            console.info(f"Worker {strategy.index}: training finished; the chief writes the run folder {out}.")
             return TrainResult(out, {})
         s, classifier = fit.settings, fit.classifier
         calibration = calibrate(fit, s)  # folded into the final model: test answers below are calibrated
@@ -132,14 +131,14 @@ class Trainer:
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
 
-    def _open(self, dataset: Dataset) -> tuple[Path, Cluster | None, RunFolder, Checkpoint, dict | None]:
+    def _open(self, dataset: Dataset) -> tuple[Path, RunFolder, Checkpoint, dict | None]:
         """Once the data is read: the class weights' names checked, the run folder (a worker of a cluster: its
         checkpoint folder beside the chief's) and the checkpoint to resume from, which every worker agrees on."""
-        s = self.settings
+        s, strategy = self.settings, self.strategy
         class_weights(s.recipe.class_weight, dataset)  # a class name that is not in the data fails now
-        out, cluster = Path(s.run.out or default_out(s.data.data)), active_cluster()
-        if cluster is not None and not cluster.chief:  # the chief writes the run folder; this worker, its checkpoint
-            run = RunFolder.create(cluster.scratch(out), overwrite=True)
+        out = Path(s.run.out or default_out(s.data.data))
+        if not strategy.chief:  # the chief writes the run folder; this worker, its checkpoint
+            run = RunFolder.create(strategy.cluster.scratch(out), overwrite=True)
         else:
             run = RunFolder.create(out, overwrite=s.run.overwrite)
             console.info(f"Run folder: {run.path}")
@@ -147,9 +146,8 @@ class Trainer:
         state = checkpoint.load() if s.run.resume else checkpoint.clear()
         if s.run.resume and state is None:
             console.warn(f"{run.path} has no checkpoint to resume from; starting from the beginning")
-        if cluster is not None:
-            cluster.agree("the checkpoint to resume from", state and [state["phase"], state["epochs_done"]])
-        return out, cluster, run, checkpoint, state
+        strategy.agree("the checkpoint to resume from", state and [state["phase"], state["epochs_done"]])
+        return out, run, checkpoint, state
 
     @staticmethod
     def _timings(extraction: ExtractionStats, views: ExtractionStats, augmentation: dict | None,
