@@ -21,7 +21,7 @@ from conftest import (NARROW_WEIGHTS, FLOWERS, copy_subset, make_color_dataset, 
                       requires_shared, run_cli, upload)
 from inceptune.data.scan import scan_dataset
 from inceptune.errors import UserError
-from inceptune.features import cache as cache_module
+from inceptune.features import object_store as object_store_module
 from inceptune.features.cache import FeatureCache
 from inceptune.hooks import SIGNAL_ENV
 from inceptune.storage import filesystem
@@ -67,7 +67,7 @@ def test_the_store_publishes_whole_objects_and_other_readers_merge_them(bucket, 
     assert reader.entries() == [("avg-pool", "a" * 64)]
 
     # entries held longer than FLUSH_SECONDS are published by the next put
-    monkeypatch.setattr(cache_module, "FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(object_store_module, "FLUSH_SECONDS", 0.0)
     writer.put("avg-pool", "b" * 64, np.ones(4, np.float32))
     assert list(reader.get("avg-pool", "b" * 64)) == [1, 1, 1, 1]  # a miss looks for new parts
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from inceptune.errors import UserError
-from inceptune.features.cache import INDEX, SHARDS, default_cache_dir, mirror_dir, open_index
+from inceptune.features.cache import default_cache_dir, mirror_dir
+from inceptune.features.shards import INDEX, SHARDS, open_index
 from inceptune.storage import is_remote, local_path
 
 BUSY_SECONDS = 3600
