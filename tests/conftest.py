@@ -56,6 +56,7 @@ def pytest_collection_modifyitems(session, config, items):
     as workers free up, so a long test started last would keep one worker busy while the other idles. The
     order is fixed, not measured at run time, so every worker collects the same list."""
     known = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+
     def base(nodeid: str) -> str:  # without the "@group" xdist's loadgroup appends
         return nodeid.rpartition("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
 
@@ -183,6 +184,8 @@ def narrow_weights() -> Path:
             write_narrow_weights(tmp, NARROW_WIDTH, seed=0)
             tmp.replace(NARROW_WEIGHTS)
     return NARROW_WEIGHTS
+
+
 # The runs built once for every worker, the costliest first. Under xdist each worker builds its share of those
 # the collected tests use before its first test, so no worker sits waiting on a lock while another builds.
 PREBUILT = ("trained_run", "pretrained_flowers_run", "flowers_run")
@@ -190,6 +193,7 @@ PREBUILT = ("trained_run", "pretrained_flowers_run", "flowers_run")
 
 @pytest.fixture(scope="session", autouse=True)
 def prebuilt_runs(request, narrow_weights):
+    """Under xdist, this worker's share of PREBUILT (those the collected tests use), built before its first test."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if worker is None or count < 2:
         return

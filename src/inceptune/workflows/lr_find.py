@@ -61,7 +61,7 @@ def lr_find(data=None, *, config=None, **settings) -> LrFinding:
     # What extraction caches: the activations entering --unfreeze-from only for the fine-tune test.
     s = s.replace(fine_tune_epochs=1 if phase == "fine-tune" else 0)
     # The classifier the range test trains extracts too (built before the cache is opened).
-    prepared = prepare(s, classifier_settings=s, classifier_first=True)
+    prepared = prepare(s, classifier_settings=s)
     dataset, classifier, cache = prepared.dataset, prepared.classifier, prepared.cache
     splits = SplitData(dataset, classifier, cache, s)
     records, labels = dataset.split("train"), splits.labels("train")

@@ -5,8 +5,7 @@
 
 The five differ only where `prepare` takes an argument: cv pools the test split (`test_split=0.0`);
 train and cv say which weights they start from (`say_weights`); train extracts with its own head setting
-and lr-find with the classifier its range test trains, built before the cache is opened
-(`classifier_settings`, `classifier_first`); tune passes settings without fine-tuning, so no phase-2
+and lr-find with the classifier its range test trains (`classifier_settings`); tune passes settings without fine-tuning, so no phase-2
 activations are cached for it. The folder each writes to is `on_data`'s answer, made once the data is read
 and before the weights are.
 """
@@ -46,7 +45,7 @@ class Prepared:
 
 def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[Dataset], Any] | None = None,
             say_weights: bool = False, classifier_settings: Settings | None = None,
-            classifier_first: bool = False, strategy: Strategy = Strategy()) -> Prepared:
+            strategy: Strategy = Strategy()) -> Prepared:
     """The run's data, weights, feature cache and extracting classifier, every image extracted and grouped.
 
     Args:
@@ -58,7 +57,6 @@ def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[
         classifier_settings: what the extracting classifier is built with; by default the mixed10 average
             base with a dense head, which extracts every source whatever the recipe (and a multi-label
             dataset meets no linear head's refusal).
-        classifier_first: build the classifier before the feature cache is opened (lr-find's order).
         strategy: where the run trains (train's and cv's, from training_devices): on a multi-worker
             cluster, each worker extracts its share of the images first.
     """
@@ -66,12 +64,8 @@ def prepare(s: Settings, *, test_split: float | None = None, on_data: Callable[[
     out = on_data(dataset) if on_data is not None else None
     weights, head = starting_weights(s, dataset, say_weights)
     settings = classifier_settings or s.replace(feature_block="mixed10", pooling="avg", head="dense")
-    if classifier_first:
-        classifier = new_classifier(weights, dataset, settings)
-        cache = feature_cache(s, weights)
-    else:
-        cache = feature_cache(s, weights)
-        classifier = new_classifier(weights, dataset, settings)
+    cache = feature_cache(s, weights)
+    classifier = new_classifier(weights, dataset, settings)
     start = time.perf_counter()
     dataset, extraction = extract_and_group(dataset, cache, classifier, s, strategy)
     return Prepared(dataset, source, out, weights, head, cache, classifier, extraction, time.perf_counter() - start)
