@@ -52,15 +52,24 @@ DURATIONS = Path(__file__).with_name("durations.json")  # seconds per test (setu
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The longest tests first (tests/durations.json; tests not listed there are short): xdist hands out tests
-    as workers free up, so a long test started last would keep one worker busy while the other idles. The
-    order is fixed, not measured at run time, so every worker collects the same list."""
+    """Each module's tests together, the module with the longest test first, and within a module the longest
+    test first (tests/durations.json; tests not listed there are short). xdist hands out tests as workers free
+    up, so a long test started last would keep one worker busy while the other idles; and a module's tests
+    side by side keep its module-scoped fixtures (a server, a trained run) built once per worker, where
+    tests interleaved with other modules' would tear them down and build them again. The order is fixed, not
+    measured at run time, so every worker collects the same list."""
     known = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
 
     def base(nodeid: str) -> str:  # without the "@group" xdist's loadgroup appends
         return nodeid.rpartition("@")[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
 
-    items.sort(key=lambda item: -known.get(base(item.nodeid), 0.0))
+    seconds = {item.nodeid: known.get(base(item.nodeid), 0.0) for item in items}
+    longest: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        longest[module] = max(longest.get(module, 0.0), seconds[item.nodeid])
+    items.sort(key=lambda item: (-longest[item.nodeid.split("::")[0]], item.nodeid.split("::")[0],
+                                 -seconds[item.nodeid]))
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay  # noqa: E402
 
 from inceptune.atomic import atomic_path  # noqa: E402
@@ -120,6 +121,19 @@ def reliability_diagram(panels: list[tuple[str, list[dict], float]], path) -> Pa
     return save_figure(fig, path)
 
 
+THUMBNAIL = 256  # pixels on the longer side: a gallery cell is 3 inches at 100 dpi; full-size photos only cost drawing time
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A uint8 photo at most THUMBNAIL pixels on its longer side; other arrays (arrays given as data) as they are."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or max(image.shape[:2]) <= THUMBNAIL:
+        return image
+    thumb = Image.fromarray(image.squeeze())
+    thumb.thumbnail((THUMBNAIL, THUMBNAIL))
+    return np.asarray(thumb)
+
+
 def error_gallery(errors: list[dict], path, columns: int = 4) -> Path:
     """Thumbnails of misclassified images: `errors` holds path, true, predicted and confidence."""
     rows = max(1, math.ceil(len(errors) / columns))
@@ -130,7 +144,7 @@ def error_gallery(errors: list[dict], path, columns: int = 4) -> Path:
         axes[0, 0].text(0, 0.5, "No misclassified images.", fontsize=12)
     for ax, e in zip(axes.flat, errors):
         try:
-            image = e["image"] if "image" in e else load_image(e["path"])
+            image = _thumbnail(e["image"] if "image" in e else load_image(e["path"]))
             ax.imshow(image.squeeze(), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1 else None)
         except (ImageError, OSError):
             ax.text(0.5, 0.5, "(image unavailable)", ha="center")
