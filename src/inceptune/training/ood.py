@@ -18,6 +18,7 @@ import numpy as np
 
 from inceptune import console
 from inceptune.vocabulary.sources import Source
+from inceptune.models.infer import answers
 from inceptune.models.ood import BANK_LIMIT, bank_rows, ood_branch
 from inceptune.settings import Settings
 from inceptune.training.recipe import FittedRecipe
@@ -33,7 +34,7 @@ class OodBranch:
     features: Callable[[str], np.ndarray]  # split -> its pooled features, as the final model computes them
 
     def scores(self, split: str) -> np.ndarray:
-        return np.asarray(self.branch.predict(self.features(split), verbose=0, batch_size=256)).reshape(-1)
+        return answers(self.branch, self.features(split)).reshape(-1)
 
 
 def fit_ood(fit: FittedRecipe, s: Settings) -> OodBranch | None:
@@ -48,7 +49,7 @@ def fit_ood(fit: FittedRecipe, s: Settings) -> OodBranch | None:
 
     def features(split: str) -> np.ndarray:
         data = fit.held.data(split, fit.final.kind, views=False)
-        return data.features() if through is None else np.asarray(through.predict(data, verbose=0))
+        return data.features() if through is None else answers(through, data)
 
     train = fit.held.dataset.split("train")
     # sampled per class when capped (multi-label rows have no one class: sampled evenly)

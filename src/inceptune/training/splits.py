@@ -9,6 +9,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from inceptune.data.dataset import Dataset
 from inceptune.features.cache import FeatureCache
 from inceptune.models.classifier import Classifier, class_probabilities
+from inceptune.models.infer import answers
 from inceptune.settings import Settings
 from inceptune.training.data import CachedFeatures, ImageBatches
 from inceptune.training.extraction import Views
@@ -63,7 +64,7 @@ class SplitData:
 
     def probabilities(self, model: keras.Model, split: str, kind: str) -> np.ndarray:
         """(N, classes) probabilities of the split's images, in `dataset.split(split)` order."""
-        return class_probabilities(model.predict(self.data(split, kind), verbose=0), self.classifier.multilabel)
+        return class_probabilities(answers(model, self.data(split, kind)), self.classifier.multilabel)
 
     def scores(self, split: str, probs: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
         """Accuracy and loss of `probs` on the split (subset accuracy, F1 and Hamming loss when multi-label,
