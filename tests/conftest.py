@@ -424,6 +424,21 @@ def trained_run(small_hymenoptera):
     return _small_run(small_hymenoptera, "small", SHARED_WEIGHTS, fine_tune_epochs=2, test_split=0.2)
 
 
+def private_copy(result, tmp_path: Path):
+    """A copy of a shared run for a test that writes into the run folder (`evaluate` on the test split writes its
+    plots and report there): the shared folder stays as train left it while other workers read or copy it."""
+    from inceptune.workflows.result import TrainResult
+
+    copy = tmp_path / result.run.name
+    shutil.copytree(result.run, copy)
+    return TrainResult(copy, result.metrics)
+
+
+@pytest.fixture
+def own_trained_run(trained_run, tmp_path):
+    return private_copy(trained_run, tmp_path)
+
+
 @pytest.fixture(scope="session")
 def small_flowers() -> Path:
     """12 photos of each flowers5 class."""
@@ -443,6 +458,16 @@ def pretrained_flowers_run(small_flowers):
     """flowers_run's recipe on the real network: for what pretrained features give (OOD scores, accuracy)."""
     return _small_run(small_flowers, "flowers-pretrained", SHARED_WEIGHTS, fine_tune_epochs=1, val_split=0.2,
                       test_split=0.34)
+
+
+@pytest.fixture
+def own_flowers_run(flowers_run, tmp_path):
+    return private_copy(flowers_run, tmp_path)
+
+
+@pytest.fixture
+def own_pretrained_flowers_run(pretrained_flowers_run, tmp_path):
+    return private_copy(pretrained_flowers_run, tmp_path)
 
 
 @pytest.fixture(scope="session")

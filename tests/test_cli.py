@@ -50,4 +50,17 @@ def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
     proc = run_cli("predict", str(tmp_path / "run"), str(data / "blue" / "blue_01.jpg"), "--csv", "--top", "2")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert lines[0] == "path,rank,label,probability,error" and len(lines) == 3
+    assert lines[0] == "path,rank,label,probability,unknown,ood_score,labels,error" and len(lines) == 3
+    row = lines[1].split(",")
+    assert row[4] in ("true", "false") and float(row[5]) >= 0  # the run's "none of these" on every row
+
+
+def test_version_and_short_help():
+    from inceptune.vocabulary.version import __version__
+
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"inceptune {__version__}"
+    for args in (("-h",), ("train", "-h"), ("predict", "-h")):
+        shown = run_cli(*args)
+        assert shown.returncode == 0 and "Usage" in shown.stdout, (args, shown.stderr)
+    assert "--out" in run_cli("train", "-h").stdout

@@ -91,15 +91,15 @@ def test_tta_changes_predictions_deterministically(trained_run, small_hymenopter
 
 
 @requires_shared
-def test_evaluate_json_agrees_with_scikit_learn_on_the_saved_predictions(flowers_run):
-    proc = run_cli("evaluate", str(flowers_run.run), "--json")
+def test_evaluate_json_agrees_with_scikit_learn_on_the_saved_predictions(own_flowers_run):
+    proc = run_cli("evaluate", str(own_flowers_run.run), "--json")
     assert proc.returncode == 0, proc.stderr
     m = json.loads(proc.stdout)
     for key in ("accuracy", "balanced_accuracy", "per_class", "macro_avg", "weighted_avg", "roc_auc",
                 "average_precision", "top_k_accuracy", "log_loss", "ece", "confusion_matrix"):
         assert m[key] is not None, key
-    paths, labels, probs = read_predictions(flowers_run.run / "predictions.csv")
-    classes = json.loads((flowers_run.run / "labels.json").read_text())["classes"]
+    paths, labels, probs = read_predictions(own_flowers_run.run / "predictions.csv")
+    classes = json.loads((own_flowers_run.run / "labels.json").read_text())["classes"]
     y = np.array([classes.index(label) for label in labels])
     pred = probs.argmax(axis=1)
     assert len(paths) == m["images"] == 20 and probs.shape == (20, 5)
@@ -123,7 +123,7 @@ def test_evaluate_json_agrees_with_scikit_learn_on_the_saved_predictions(flowers
             assert low <= m[name] <= high, name
     assert m["ci95"]["accuracy"][1] - m["ci95"]["accuracy"][0] > 0.2
     # Calibrated: the temperature is in the model; before it, the same argmax on every image.
-    temperature = json.loads((flowers_run.run / "labels.json").read_text())["calibration"]["temperature"]
+    temperature = json.loads((own_flowers_run.run / "labels.json").read_text())["calibration"]["temperature"]
     assert m["calibration"]["temperature"] == temperature and temperature != 1.0
     before = at_temperature(probs, 1 / temperature)
     assert np.array_equal(before.argmax(axis=1), pred) and not np.allclose(before, probs, atol=1e-4)
@@ -131,15 +131,15 @@ def test_evaluate_json_agrees_with_scikit_learn_on_the_saved_predictions(flowers
     # The labelled test photos the OOD score would have rejected, counted.
     assert m["ood"]["threshold"] > 0 and 0 <= m["ood"]["unknown"] <= m["images"]
     # The readable form: a table and the scalar metrics with their intervals.
-    table = run_cli("evaluate", str(flowers_run.run))
+    table = run_cli("evaluate", str(own_flowers_run.run))
     assert table.returncode == 0 and "roses" in table.stdout + table.stderr and "roc_auc" in table.stdout
     assert f"[{m['ci95']['accuracy'][0]:.4f}, {m['ci95']['accuracy'][1]:.4f}]" in table.stdout
 
 
 @requires_shared
-def test_binary_metrics_use_the_positive_class(trained_run):
-    m = inceptune.evaluate(str(trained_run.run))
-    _, labels, probs = read_predictions(trained_run.run / "predictions.csv")
+def test_binary_metrics_use_the_positive_class(own_trained_run):
+    m = inceptune.evaluate(str(own_trained_run.run))
+    _, labels, probs = read_predictions(own_trained_run.run / "predictions.csv")
     y = np.array([label == "bees" for label in labels])
     assert m["roc_auc"] == pytest.approx(roc_auc_score(y, probs[:, 1]))
     assert m["average_precision"] == pytest.approx(average_precision_score(y, probs[:, 1]))

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import inceptune
-from conftest import requires_shared, tiny_classifier
+from conftest import requires_shared, run_cli, tiny_classifier
 from inceptune.deploy.export import serving_model
 from inceptune.inference.ranking import answer
 from inceptune.models.ood import bank_rows, ood_branch, split_outputs
@@ -67,12 +67,12 @@ def test_the_answer_says_unknown_above_the_threshold():
 
 
 @requires_shared
-def test_a_flowers_run_scores_ants_and_bees_as_further_from_its_training_photos(pretrained_flowers_run,
+def test_a_flowers_run_scores_ants_and_bees_as_further_from_its_training_photos(own_pretrained_flowers_run,
                                                                               small_hymenoptera):
     """On the real network: how far a photo is from the training photos' pretrained features."""
-    model = inceptune.load(str(pretrained_flowers_run.run))
+    model = inceptune.load(str(own_pretrained_flowers_run.run))
     own = model.evaluate()  # its own test split: labelled flowers the model has never seen
-    with open(pretrained_flowers_run.run / "manifest.csv") as f:
+    with open(own_pretrained_flowers_run.run / "manifest.csv") as f:
         tested = [r["path"] for r in csv.DictReader(f) if r["split"] == "test"]
     flowers = np.array([r["ood_score"] for r in model.predict(tested)])
     insects = np.array([r["ood_score"] for r in model.predict(str(small_hymenoptera / "val"))])
@@ -81,3 +81,14 @@ def test_a_flowers_run_scores_ants_and_bees_as_further_from_its_training_photos(
     assert own["ood"]["unknown"] == int((flowers > threshold).sum())
     assert auroc > 0.75, auroc
     assert (insects > threshold).mean() > (flowers > threshold).mean()
+    # the command's plain text and CSV say "none of these" for exactly the photos the API calls unknown
+    photos = sorted(str(p) for p in (small_hymenoptera / "val").rglob("*.jpg"))[:8] + tested[:4]
+    said = {r["path"]: r["unknown"] for r in model.predict(photos)}
+    assert any(said.values())
+    text = run_cli("predict", str(own_pretrained_flowers_run.run), *photos, "--runtime", "keras")
+    assert text.returncode == 0, text.stderr
+    lines = dict(line.split(": ", 1) for line in text.stdout.splitlines())
+    assert {path: line.startswith("none of these") for path, line in lines.items()} == said
+    table = run_cli("predict", str(own_pretrained_flowers_run.run), *photos, "--runtime", "keras", "--csv", "--top", "1")
+    rows = list(csv.DictReader(table.stdout.splitlines()))
+    assert {r["path"]: r["unknown"] == "true" for r in rows} == said

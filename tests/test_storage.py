@@ -24,3 +24,14 @@ def test_a_command_that_needs_files_refuses_an_object_store_in_one_sentence(url)
     assert is_remote(url) and not is_remote("file:///x") and not is_remote("/x")
     with pytest.raises(UserError, match=r"audit reads local paths and file:// URLs only; copy it from .*:// first"):
         local_path(url, "audit")
+
+
+def test_files_written_atomically_get_the_users_umask_not_mkstemps_0600(tmp_path):
+    import os
+
+    from inceptune.atomic import UMASK, atomic_write_json, atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "a")
+    atomic_write_json(tmp_path / "b.json", {"b": 1})
+    for name in ("a.txt", "b.json"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~UMASK

@@ -53,13 +53,13 @@ def test_a_run_replayed_from_its_config_json_takes_every_feature_from_the_cache_
     assert {g: v for g, v in replayed.items() if g != "run"} == {g: v for g, v in original.items() if g != "run"}
 
 
-def test_evaluating_the_saved_model_on_images_matches_the_training_metrics(trained_run):
+def test_evaluating_the_saved_model_on_images_matches_the_training_metrics(own_trained_run):
     # train() scores the test split from cached activations; evaluate() runs model.keras on the
     # image files. Equal numbers show the cached fine-tuning path is the saved model.
-    metrics = inceptune.evaluate(str(trained_run.run))
-    assert metrics["images"] == trained_run.metrics["test"]["images"]
-    assert metrics["accuracy"] == pytest.approx(trained_run.metrics["test"]["accuracy"])
-    assert metrics["log_loss"] == pytest.approx(trained_run.metrics["test"]["loss"], abs=1e-4)
+    metrics = inceptune.evaluate(str(own_trained_run.run))
+    assert metrics["images"] == own_trained_run.metrics["test"]["images"]
+    assert metrics["accuracy"] == pytest.approx(own_trained_run.metrics["test"]["accuracy"])
+    assert metrics["log_loss"] == pytest.approx(own_trained_run.metrics["test"]["loss"], abs=1e-4)
 
 
 PLAIN_KERAS = """
@@ -111,17 +111,17 @@ def test_multiclass_softmax_head_without_fine_tuning(tmp_path):
     assert max(probs, key=probs.get) == "green" and len(probs) == 3
 
 
-def test_evaluate_command_on_the_test_split_and_on_other_folders(trained_run, small_hymenoptera, tmp_path):
-    proc = run_cli("evaluate", str(trained_run.run), "--json")
+def test_evaluate_command_on_the_test_split_and_on_other_folders(own_trained_run, small_hymenoptera, tmp_path):
+    proc = run_cli("evaluate", str(own_trained_run.run), "--json")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout)
-    assert metrics["accuracy"] == pytest.approx(trained_run.metrics["test"]["accuracy"])
+    assert metrics["accuracy"] == pytest.approx(own_trained_run.metrics["test"]["accuracy"])
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["images"]
     other = make_color_dataset(tmp_path / "other", per_class=2, classes=("red",))
     (other / "ants").mkdir()
     first_ant = sorted((small_hymenoptera / "val" / "ants").glob("*.jpg"))[0]
     (other / "ants" / "a.jpg").write_bytes(first_ant.read_bytes())
-    proc = run_cli("evaluate", str(trained_run.run), str(other))
+    proc = run_cli("evaluate", str(own_trained_run.run), str(other))
     assert proc.returncode == 2 and "class 'red', which the model does not know" in " ".join(proc.stderr.split())
 
 

@@ -21,13 +21,23 @@ import inceptune  # noqa: F401 (the API; sets TensorFlow's logging defaults befo
 from inceptune import console, hooks
 from inceptune.cli import auditing, cache, demo, deployment, feature_files, networks, predictions, training
 from inceptune.errors import UserError, WorkerLost
+from inceptune.vocabulary.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Transfer learning with Inception-v3 (train, predict, evaluate, cv, explain), and Inception networks from scratch (build, train --arch).")
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        print(f"inceptune {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _global(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False) -> None:
+def _global(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+            version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                  help="Print the version and exit.")] = False) -> None:
     console.set_quiet(quiet)
 
 

@@ -18,7 +18,7 @@ def export(
                                                         "version folder), onnx, openvino, litert, or triton (a Triton "
                                                         "model repository).")] = "onnx",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT[-QUANTIZE]).")] = None,
-    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino). fp16 is checked against its own tolerance; int8 ONNX and OpenVINO on accuracy.")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino). fp16 is checked against its own tolerance; int8 ONNX and OpenVINO on the val photos' accuracy and every output.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(help="int8 (ONNX, OpenVINO): the most accuracy (macro F1 for multi-label) it may lose against FP32 on the run's held-out photos, as a fraction (0.005 = half a point).")] = MAX_ACCURACY_DROP,
 ) -> None:
     """Export a run's model for another runtime; kept only if it matches Keras on the run's images (int8: only if
@@ -27,7 +27,8 @@ def export(
     accuracy = report.get("accuracy")
     if accuracy:
         print(f"{report['path']}: {accuracy['metric']} on {accuracy['images']} held-out photos {accuracy['fp32']:.4f} "
-              f"(FP32) -> {accuracy['quantized']:.4f}, drop {accuracy['drop']:.4f} (at most {accuracy['max_drop']:g})")
+              f"(FP32) -> {accuracy['quantized']:.4f}, drop {accuracy['drop']:.4f} (at most {accuracy['max_drop']:g}); "
+              f"top-1 agreement with Keras {report['outputs']['top1_agreement']:.4f}")
     elif report["format"] == "triton":
         print(f"{report['path']}: model '{report['model_name']}' from {report['from']}")
     else:

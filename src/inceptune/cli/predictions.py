@@ -93,21 +93,34 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+UNKNOWN = "none of these"  # what every output says for an image unlike the run's training photos
+
+
 def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None:
+    """Each image's answer: its verdict ("none of these" when the OOD score is above the run's threshold, a
+    multi-label run's labels at their thresholds) first, then the ranked classes, in text, JSON or CSV alike."""
     if as_json:
         print(json.dumps(results, indent=2))
     elif as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["path", "rank", "label", "probability", "error"])
+        writer.writerow(["path", "rank", "label", "probability", "unknown", "ood_score", "labels", "error"])
         for r in results:
             if "error" in r:
-                writer.writerow([r["path"], "", "", "", r["error"]])
+                writer.writerow([r["path"], "", "", "", "", "", "", r["error"]])
+            verdict = ["" if "unknown" not in r else str(r["unknown"]).lower(),
+                       "" if "ood_score" not in r else f"{r['ood_score']:.6f}", ";".join(r.get("labels", []))]
             for rank, t in enumerate(r.get("top", []), 1):
-                writer.writerow([r["path"], rank, t["label"], f"{t['probability']:.6f}", ""])
+                writer.writerow([r["path"], rank, t["label"], f"{t['probability']:.6f}", *verdict, ""])
     else:
         for r in results:
             if "error" in r:
                 print(f"{r['path']}: skipped ({r['error']})")
                 continue
             ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
-            print(f"{r['path']}: {ranked}")
+            if r.get("unknown"):
+                print(f"{r['path']}: {UNKNOWN} (OOD score {r['ood_score']:.3f} above the run's threshold); "
+                      f"closest: {ranked}")
+            elif "labels" in r:
+                print(f"{r['path']}: labels {', '.join(r['labels']) or '(none at their thresholds)'}; {ranked}")
+            else:
+                print(f"{r['path']}: {ranked}")

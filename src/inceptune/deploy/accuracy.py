@@ -1,10 +1,17 @@
-"""What a quantized export costs in accuracy: FP32 and quantized answers scored on the run's held-out photos.
+"""What a quantized export costs: FP32 and quantized answers compared on the run's held-out photos.
 
-The held-out photos are the run's test split, else its val split (which a
-refit has seen: the figure then measures only what quantization changes).
-The score is accuracy, or macro F1 at the run's thresholds for a multi-label
-run; a quantized export is kept only when it loses at most `max_drop` of it
-(absolute: 0.005 is half a percentage point).
+The held-out photos are the run's val split, never its test split: the test
+split measures the run and chooses nothing, the deployed model included (a
+refit has seen val, so the figures measure only what quantization changes).
+
+Two checks, both needed to keep an int8 export:
+- accuracy (`accuracy_check`): accuracy, or macro F1 at the run's thresholds
+  for a multi-label run, may drop by at most `max_drop` (absolute), and an
+  exact McNemar test on the photos only one of the two gets right must not
+  find int8 worse (INT8_ALPHA);
+- every output (`outputs_check`): against the FP32 Keras model, the same
+  top-1 class and the same "none of these" decision on INT8_MIN_AGREEMENT of
+  the photos, and no probability further than INT8_MAX_PROBABILITY_DIFF.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from inceptune.data.dataset import read_manifest
@@ -23,6 +31,7 @@ from inceptune.errors import ImageError
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
 from inceptune.runs import RunFolder
+from inceptune.vocabulary.limits import INT8_ALPHA, INT8_MAX_PROBABILITY_DIFF, INT8_MIN_AGREEMENT, OOD_KEEP
 
 BATCH = 16
 
@@ -46,22 +55,36 @@ class HeldOut:
             return float(f1_score(self.truth, probs >= self.thresholds, average="macro", zero_division=0))
         return float(np.mean(probs.argmax(axis=1) == self.truth))
 
+    def correct(self, outputs) -> np.ndarray:
+        """(N,) whether each photo is answered right (every label, for a multi-label run)."""
+        probs = class_probabilities(split_outputs(outputs)[0], self.multilabel)
+        if self.multilabel:
+            return np.all((probs >= self.thresholds) == self.truth.astype(bool), axis=1)
+        return probs.argmax(axis=1) == self.truth
+
     def batches(self) -> Iterable[np.ndarray]:
         for i in range(0, len(self.pixels), BATCH):
             yield self.pixels[i:i + BATCH]
 
+    def outputs_with(self, infer: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        """`infer`'s raw outputs (pixels -> probability outputs[, OOD scores]) on these photos, a batch at a time."""
+        parts = [split_outputs(infer(batch)) for batch in self.batches()]
+        outputs = [np.concatenate([p[0] for p in parts])]
+        if all(p[1] is not None for p in parts):
+            outputs.append(np.concatenate([p[1] for p in parts]))
+        return outputs
+
     def score_with(self, infer: Callable[[np.ndarray], object]) -> float:
         """The metric of `infer` (pixels -> raw outputs), run a batch at a time."""
-        parts = [split_outputs(infer(batch))[0] for batch in self.batches()]
-        return self.score(np.concatenate(parts))
+        return self.score(self.outputs_with(infer))
 
 
 def held_out(folder: RunFolder) -> HeldOut | None:
-    """The run's test photos (else its val photos) that are on this machine, with their labels; None when none."""
+    """The run's val photos that are on this machine, with their labels; None when none (never the test split)."""
     records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
     classes = folder.classes
     multilabel = folder.task == "multilabel"
-    for split in ("test", "val"):
+    for split in ("val",):
         pixels, truth = [], []
         for r in (r for r in records if r.split == split):
             try:
@@ -79,10 +102,51 @@ def held_out(folder: RunFolder) -> HeldOut | None:
     return None
 
 
-def accuracy_check(held: HeldOut, fp32: float, quantized: float, max_drop: float, method: str,
-                   calibration_images: int) -> dict:
-    """What export.json records of a quantized export's accuracy check."""
-    drop = fp32 - quantized
-    return {"split": held.split, "images": len(held.pixels), "metric": held.metric, "fp32": fp32,
-            "quantized": quantized, "drop": drop, "max_drop": max_drop, "passed": bool(drop <= max_drop + 1e-12),
+def accuracy_check(held: HeldOut, fp32: list[np.ndarray], quantized: list[np.ndarray], max_drop: float,
+                   method: str, calibration_images: int) -> dict:
+    """What export.json records of a quantized export's accuracy check, from both models' raw outputs on `held`:
+    both scores, the drop, and the exact McNemar test on the discordant photos (two-sided binomial on the
+    photos only one of the two gets right)."""
+    first, second = held.score(fp32), held.score(quantized)
+    right, right_q = held.correct(fp32), held.correct(quantized)
+    lost, gained = int(np.sum(right & ~right_q)), int(np.sum(~right & right_q))
+    p_value = float(binomtest(min(lost, gained), lost + gained, 0.5).pvalue) if lost + gained else 1.0
+    worse = lost > gained and p_value < INT8_ALPHA
+    drop = first - second
+    return {"split": held.split, "images": len(held.pixels), "metric": held.metric, "fp32": first,
+            "quantized": second, "drop": drop, "max_drop": max_drop,
+            "mcnemar": {"only_fp32_right": lost, "only_quantized_right": gained, "p_value": p_value,
+                        "alpha": INT8_ALPHA},
+            "passed": bool(drop <= max_drop + 1e-12 and not worse),
             "method": method, "calibration_images": calibration_images}
+
+
+def outputs_check(held: HeldOut, keras_outputs: list[np.ndarray], quantized: list[np.ndarray],
+                  ood_threshold: float | None) -> dict:
+    """A quantized export against the FP32 Keras model on `held`, on every output: top-1 agreement, the largest
+    probability difference, and agreement on "none of these" (when the run has an OOD score): Keras at the
+    run's threshold, the export at its own, fitted on its own scores of these photos as train fitted the run's
+    (the OOD_KEEP quantile), so it keeps as many known photos known."""
+    expected = class_probabilities(keras_outputs[0], held.multilabel)
+    got = class_probabilities(quantized[0], held.multilabel)
+    if held.multilabel:
+        top1 = float(np.mean(np.all((expected >= held.thresholds) == (got >= held.thresholds), axis=1)))
+    else:
+        top1 = float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1)))
+    diff = float(np.abs(expected - got).max())
+    unknown = own = None
+    if ood_threshold is not None and len(keras_outputs) > 1:
+        unknown = 0.0  # an export without the score cannot say "none of these"
+        if len(quantized) > 1:
+            own = float(np.quantile(quantized[1], OOD_KEEP))
+            unknown = float(np.mean((keras_outputs[1] > ood_threshold) == (quantized[1] > own)))
+    failed = [what for what, bad in (
+        (f"top-1 agreement {top1:.1%} (at least {INT8_MIN_AGREEMENT:.0%})", top1 < INT8_MIN_AGREEMENT),
+        (f"largest probability difference {diff:.3f} (at most {INT8_MAX_PROBABILITY_DIFF})",
+         diff > INT8_MAX_PROBABILITY_DIFF),
+        (f"the same 'none of these' decision on {unknown or 0:.1%} (at least {INT8_MIN_AGREEMENT:.0%})",
+         unknown is not None and unknown < INT8_MIN_AGREEMENT))
+        if bad]
+    return {"split": held.split, "images": len(held.pixels), "top1_agreement": top1, "max_abs_diff": diff,
+            "unknown_agreement": unknown, "ood_threshold": own, "min_agreement": INT8_MIN_AGREEMENT,
+            "max_probability_diff": INT8_MAX_PROBABILITY_DIFF, "failed": failed, "passed": not failed}

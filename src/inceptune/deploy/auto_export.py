@@ -14,6 +14,7 @@ the model and its reports are written before it starts.
 
 from __future__ import annotations
 
+import json
 import shutil
 from importlib.util import find_spec
 from pathlib import Path
@@ -57,6 +58,18 @@ def export_fastest(run: str | Path, max_accuracy_drop: float = MAX_ACCURACY_DROP
     console.info(f"Runtime auto on this machine: {best[0]} ({1 / timings[best[0]]:.1f} img/s); kept "
                  f"{', '.join(sorted(keep))} in {run / 'export'}.")
     return {"chosen": best[0], "kept": sorted(keep), "seconds_per_image": timings}
+
+
+def deployed_record(run: str | Path, chosen: dict) -> dict:
+    """What metrics.json says is deployed: the runtime `predict`, `serve` and `evaluate` answer from by default
+    (export_fastest's choice, else Keras) and its checks on the held-out photos beside FP32's."""
+    name = chosen.get("chosen")
+    record = {"runtime": name or "keras", "seconds_per_image": chosen.get("seconds_per_image", {})}
+    if name:
+        report = json.loads((Path(run) / "export" / name / "export.json").read_text())
+        record.update({key: report.get(key) for key in ("quantize", "max_abs_diff", "top1_agreement", "accuracy",
+                                                         "outputs", "ood_threshold")})
+    return record
 
 
 def _made(run: Path, fmt: str, quantize: str | None, max_accuracy_drop: float) -> bool:

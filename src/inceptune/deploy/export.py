@@ -10,9 +10,10 @@
         -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
-           (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py); a quantized
-           export's OOD score difference is recorded (export.json ood_max_abs_diff), not checked;
-           an int8 ONNX/OpenVINO export is checked on accuracy instead (deploy/accuracy.py)
+           (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py), on val and train
+           photos (never test); an int8 ONNX/OpenVINO export is checked instead on the val photos, on
+           accuracy (a drop bound and an exact McNemar test) and on every output against Keras: top-1,
+           probabilities and the "none of these" decision (deploy/accuracy.py)
         -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
 
 Why the serving model differs from model.keras, without changing its answers:
@@ -40,7 +41,7 @@ from inceptune.atomic import atomic_write_json
 from inceptune.data.dataset import read_manifest
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
-from inceptune.deploy.accuracy import held_out
+from inceptune.deploy.accuracy import held_out, outputs_check
 from inceptune.deploy.litert_metadata import add_litert_metadata, litert_description
 from inceptune.deploy.protocols import model_name
 from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
@@ -59,6 +60,7 @@ from inceptune.vocabulary.limits import MAX_ACCURACY_DROP
 FORMATS = ("saved_model", "onnx", "openvino", "litert", "triton")
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
 PARITY_IMAGES = 16
+PARITY_SPLITS = ("val", "train")  # never the test split: it measures the run and chooses nothing
 CALIBRATION_IMAGES = 32  # fp16 and LiteRT int8
 INT8_CALIBRATION_IMAGES = 300  # ONNX and OpenVINO int8: NNCF's default subset, from the train split
 
@@ -123,8 +125,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     accuracy_checked = quantize == "int8" and fmt != "litert"
     held = held_out(folder) if accuracy_checked else None
     if accuracy_checked and held is None:
-        raise UserError(f"The photos of {run}'s test and val splits are not on this machine, so the accuracy of an "
-                        "int8 export cannot be checked; export FP32 or fp16 instead.")
+        raise UserError(f"The photos of {run}'s val split are not on this machine (or it has none), so an int8 "
+                        "export cannot be checked; export FP32 or fp16 instead.")
     model = folder.load_model()
     digest = file_fingerprint(folder.model_path)
     reuse = _checked_fp32(folder, fmt, digest) if quantize and fmt != "litert" else None
@@ -170,11 +172,21 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     seconds = time.perf_counter() - start
     if accuracy is not None and not accuracy["passed"]:
         shutil.rmtree(target)
+        test = accuracy["mcnemar"]
         raise UserError(f"The {name} export loses {accuracy['drop']:.2%} {accuracy['metric']} on "
                         f"{accuracy['images']} held-out photos ({accuracy['fp32']:.2%} -> {accuracy['quantized']:.2%}; "
-                        f"at most {max_accuracy_drop:.2%} allowed), even with NNCF's accuracy control, so it was not "
+                        f"at most {max_accuracy_drop:.2%} allowed; {test['only_fp32_right']} photos right only in FP32, "
+                        f"{test['only_quantized_right']} only in int8, McNemar p = {test['p_value']:.3g}), so it was not "
                         "kept.")
-    pixels = _run_images(folder, image_size, ("test", "val", "train"), PARITY_IMAGES)
+    outputs = None
+    if accuracy is not None:  # and every output against the FP32 Keras model: top-1, probabilities, "none of these"
+        outputs = outputs_check(held, held.outputs_with(lambda x: model.predict(x, verbose=0)),
+                                held.outputs_with(load_runtime(fmt, artefact)), folder.ood_threshold)
+        if not outputs["passed"]:
+            shutil.rmtree(target)
+            raise UserError(f"The {name} export answers unlike the FP32 model on {outputs['images']} held-out photos "
+                            f"({'; '.join(outputs['failed'])}), so it was not kept.")
+    pixels = _run_images(folder, image_size, PARITY_SPLITS, PARITY_IMAGES)
     multilabel = folder.task == "multilabel"
     expected, expected_ood = split_outputs(model.predict(pixels, verbose=0))
     got, got_ood = split_outputs(load_runtime(fmt, artefact)(pixels))
@@ -194,6 +206,9 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
               "ood_max_abs_diff": ood_diff,  # within the tolerance for FP32; recorded, not checked, when quantized
               "top1_agreement": agree, "decisive_images": int(clear.sum()), "decisive_top1_agreement": clear_agree,
               "accuracy": accuracy,  # an int8 ONNX/OpenVINO export's check on the held-out photos; None otherwise
+              "outputs": outputs,  # and its every-output check against the FP32 Keras model there
+              # "none of these" above this score: the run's, or an int8 export's own (fitted on its val scores)
+              "ood_threshold": outputs["ood_threshold"] if outputs else folder.ood_threshold,
               "seconds": round(seconds, 1), "model_sha256": digest,
               **({"quantized_from": str(reuse)} if reuse else {}),
               **({"converted_from": str(via_onnx)} if via_onnx else {})}
@@ -211,7 +226,11 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): {accuracy['metric']} on "
                      f"{accuracy['images']} held-out photos {accuracy['fp32']:.2%} (FP32) -> "
                      f"{accuracy['quantized']:.2%} (int8), a drop of {accuracy['drop']:.2%} (at most "
-                     f"{max_accuracy_drop:.2%}; {accuracy['method']}).")
+                     f"{max_accuracy_drop:.2%}; McNemar p = {accuracy['mcnemar']['p_value']:.3g}; {accuracy['method']}); "
+                     f"against Keras, top-1 agreement {outputs['top1_agreement']:.1%}, largest probability "
+                     f"difference {outputs['max_abs_diff']:.3f}"
+                     + ("" if outputs["unknown_agreement"] is None else
+                        f", the same 'none of these' on {outputs['unknown_agreement']:.1%}") + ".")
     else:
         console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): parity on {len(pixels)} "
                      f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
@@ -260,7 +279,7 @@ def _bytes_signature_diff(folder: RunFolder, artefact: Path, model: keras.Model,
     and model.keras on the same files decoded and resized as `predict` does them (0 without such files)."""
     import tensorflow as tf
 
-    files = [(path, pixels) for path, pixels in _run_files(folder, ("test", "val", "train"), PARITY_IMAGES)
+    files = [(path, pixels) for path, pixels in _run_files(folder, PARITY_SPLITS, PARITY_IMAGES)
              if Path(path).suffix.lower() in (".jpg", ".jpeg", ".png")]
     if not files:
         return 0.0  # nothing to decode here: the pixels signature's parity stands alone

@@ -69,11 +69,12 @@ def labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
                      folder: RunFolder, source: str, extra: dict | None = None,
                      images: np.ndarray | None = None, recipe: list[tuple[str, str]] = (),
-                     ood_scores: np.ndarray | None = None) -> dict:
+                     ood_scores: np.ndarray | None = None, ood_threshold: float | None = None) -> dict:
     """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`.
 
     With `ood_scores` (the model's OOD score of each record) and the run's OOD threshold, the share of these
-    labelled, in-distribution images the model would answer "none of these" for.
+    labelled, in-distribution images the model would answer "none of these" for (at `ood_threshold`: the
+    runtime's that answered, by default the run's).
 
     A calibrated run (a temperature in labels.json) is also measured as it was before calibration: the
     probabilities at temperature 1 / T are exactly the uncalibrated model's.
@@ -82,7 +83,7 @@ def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str
     y_true = np.array([classes.index(r.label) for r in records])
     metrics = {"source": source, **classification_metrics(y_true, probs, classes), **(extra or {}),
                "report": str(target / "report.html")}
-    threshold = folder.ood_threshold
+    threshold = folder.ood_threshold if ood_threshold is None else ood_threshold
     if ood_scores is not None and threshold is not None:
         unknown = np.asarray(ood_scores) > threshold
         metrics["ood"] = {"threshold": threshold, "unknown": int(unknown.sum()),

@@ -50,7 +50,8 @@ def candidates(run_path: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             continue
         fmt, quantize = report.get("format"), report.get("quantize")
-        checked = quantize is None or (quantize == "int8" and (report.get("accuracy") or {}).get("passed"))
+        checked = quantize is None or (quantize == "int8" and (report.get("accuracy") or {}).get("passed")
+                                       and (report.get("outputs") or {}).get("passed"))  # every output checked
         if fmt in FORMATS and checked and report.get("model_sha256") == digest and (folder / FILES[fmt]).is_file():
             found[folder.name] = report
     return found
@@ -132,6 +133,16 @@ def _read(run_path: Path) -> dict:
         return json.loads((run_path / "export" / CHOICES_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def export_ood_threshold(run_path: Path, name: str, run_threshold: float) -> float:
+    """The OOD threshold the export `name` answers "none of these" at: its own (export.json, fitted on its own
+    held-out scores), else the run's."""
+    try:
+        found = json.loads((Path(run_path) / "export" / name / "export.json").read_text()).get("ood_threshold")
+    except (OSError, ValueError):
+        return run_threshold
+    return run_threshold if found is None else float(found)
 
 
 def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarray], object]] | None:

@@ -30,7 +30,7 @@ from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
 from inceptune.inference.gradcam import GradCam
 from inceptune.inference.inputs import expand_inputs
 from inceptune.inference.ranking import answer, run_batches
-from inceptune.inference.fastest import find_runtime
+from inceptune.inference.fastest import export_ood_threshold, find_runtime
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.inference.tta import with_tta
 from inceptune.models.classifier import class_probabilities
@@ -71,6 +71,8 @@ class TrainedModel:
             self.runtime, exported = chosen
             console.info(f"Runtime: {self.runtime} ({self.folder.path / 'export' / self.runtime})")
             self._raw = lambda x: exported(self._at_size(x))
+            if self.ood_threshold is not None:  # an int8 export's own threshold (deploy/accuracy.py), else the run's
+                self.ood_threshold = export_ood_threshold(self.folder.path, self.runtime, self.ood_threshold)
 
     @property
     def multilabel(self) -> bool:
@@ -162,7 +164,7 @@ class TrainedModel:
         scored = np.array([p for _, p in kept])
         ood = None if self.ood_threshold is None else scored[:, -1]
         return write_evaluation(target, [r for r, _ in kept], self.classes, scored[:, :-1],
-                                folder=self.folder, source=source, ood_scores=ood,
+                                folder=self.folder, source=source, ood_scores=ood, ood_threshold=self.ood_threshold,
                                 extra={"tta": tta, "runtime": self.runtime,
                                        "unreadable": [row["path"] for row in rows if "error" in row]})
 

@@ -17,13 +17,14 @@ import keras
 import numpy as np
 
 from inceptune import console
+from inceptune.vocabulary.limits import OOD_KEEP
 from inceptune.vocabulary.sources import Source
 from inceptune.models.infer import answers
 from inceptune.models.ood import BANK_LIMIT, bank_rows, ood_branch
 from inceptune.settings import Settings
 from inceptune.training.recipe import FittedRecipe
 
-KEEP = 0.95  # of held-out in-distribution images answered as known: the threshold is their 95th percentile
+KEEP = OOD_KEEP  # of held-out in-distribution images answered as known: the threshold is their 95th percentile
 SCORE = "cosine distance from the image's pooled features to the nearest training image's (1 - similarity)"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from inceptune import console
 from inceptune.data.dataset import Dataset, manifest_rows
-from inceptune.deploy.auto_export import export_fastest
+from inceptune.deploy.auto_export import deployed_record, export_fastest
 from inceptune.engines.devices import Strategy, training_devices
 from inceptune.errors import UserError
 from inceptune.evaluation.baseline import baseline_scores
@@ -126,7 +126,8 @@ class Trainer:
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.export == "auto":
-            export_fastest(run.path, s.run.max_accuracy_drop)
+            metrics["deployed"] = deployed_record(run.path, export_fastest(run.path, s.run.max_accuracy_drop))
+            run.write_json("metrics.json", metrics)
         if s.run.track:
             log_run(run, s.run.track, s.run.tracking_uri)
         return TrainResult(run.path, metrics)
