@@ -13,9 +13,10 @@ from inceptune.runs import RunFolder
 
 
 @requires_shared
-def test_cv_runs_every_fold_on_the_cached_features(pretrained_flowers_run, small_flowers, tmp_path):
+def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, tmp_path):
+    """The mechanics, on the narrow network (what cv's accuracy is worth: benchmarks and test-slow)."""
     proc = run_cli("cv", str(small_flowers), "--folds", "3", "--out", str(tmp_path / "cv"),
-                   "--weights", str(SHARED_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
+                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
                    "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
@@ -30,7 +31,6 @@ def test_cv_runs_every_fold_on_the_cached_features(pretrained_flowers_run, small
     accuracies = [f["accuracy"] for f in folds]
     assert cv["summary"]["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
     assert cv["summary"]["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
-    assert cv["summary"]["accuracy"]["mean"] > 0.4  # five classes: chance is 0.2
     html = (tmp_path / "cv" / "report.html").read_text()
     assert 'id="cv-folds"' in html and "fold 3" in html
 

@@ -1,8 +1,8 @@
 """`features` and `predict --engine ray` on a Ray cluster of two nodes (a head and a second `ray start
 --address`, each with its own temp dir, on localhost), photos and feature store given as file:// URLs: the
 actors write every vector into the store themselves, the driver none, a following `train` reads them all
-from there, and `predict` on the cluster answers as local `predict` does. Then the same with photos and store
-in a bucket (a real S3 endpoint on localhost): the actors read the photos and publish the vectors there."""
+from there, and `predict` on the cluster answers as local `predict` does. Then (test-slow) the same with photos
+and store in a bucket (a real S3 endpoint on localhost): the actors read the photos and publish the vectors there."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _written_by_actors(proc: subprocess.CompletedProcess) -> None:
     assert found and found.groups() == ("40", "2", "2"), log[-2000:]
 
 
-def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, bucket, tmp_path):
+def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_path):
     from inceptune.features.files import read_features_file
 
     import inceptune
@@ -106,18 +106,6 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, bucket,
     row = {h: i for i, h in enumerate(theirs.hashes)}
     assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
 
-    # photos and store in a bucket: each actor reads its photos and publishes its vectors there itself
-    in_bucket, bucket_store = upload(photos, f"{bucket}/photos"), f"{bucket}/store"
-    proc, driver = _cli("features", in_bucket, "--out", str(tmp_path / "s3.parquet"), "--engine", "ray",
-                        "--ray-address", cluster, "--cache-dir", bucket_store, "--batch-size", "4", *SIZE)
-    _written_by_actors(proc)
-    fs, base = fsspec.core.url_to_fs(bucket_store)
-    pids = {int(Path(p).name.split("-")[0]) for p in fs.find(base) if "/shards/" in p}
-    assert driver not in pids and len(pids) >= 2, pids
-    mine = read_features_file(tmp_path / "s3.parquet")
-    assert all(p.startswith(f"{in_bucket}/") for p in mine.paths)
-    assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
-
     # a `train` elsewhere (this process's own cache is not the store) reads every vector from the store
     written = sorted(store.rglob("*.bin"))
     proc = run_cli("train", photos.as_uri(), "--out", str(tmp_path / "run"), "--cache-dir", store.as_uri(),
@@ -135,3 +123,29 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, bucket,
     for a, b in zip(on_ray, local):
         assert a["top"][0]["label"] == b["top"][0]["label"]
         assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5
+
+
+@pytest.mark.slow  # a third Ray job on the cluster (about 30 s); the fast tier has the file:// store above
+def test_two_node_ray_actors_read_photos_and_publish_vectors_in_a_bucket(cluster, bucket, tmp_path):
+    from inceptune.features.files import read_features_file
+
+    import inceptune
+
+    photos = copy_subset(FLOWERS, tmp_path / "photos", per_class=8)
+    local = tmp_path / "local.parquet"
+    inceptune.extract_features_file(str(photos), str(local), layer="mixed10", image_size=75,
+                                    weights=str(NARROW_WEIGHTS), batch_size=4, cache_dir=str(tmp_path / "own"))
+    theirs = read_features_file(local)
+    row = {h: i for i, h in enumerate(theirs.hashes)}
+    # photos and store in a bucket: each actor reads its photos and publishes its vectors there itself
+    in_bucket, bucket_store = upload(photos, f"{bucket}/photos"), f"{bucket}/store"
+    proc, driver = _cli("features", in_bucket, "--out", str(tmp_path / "s3.parquet"), "--engine", "ray",
+                        "--ray-address", cluster, "--cache-dir", bucket_store, "--batch-size", "4", *SIZE)
+    _written_by_actors(proc)
+    fs, base = fsspec.core.url_to_fs(bucket_store)
+    pids = {int(Path(p).name.split("-")[0]) for p in fs.find(base) if "/shards/" in p}
+    assert driver not in pids and len(pids) >= 2, pids
+    mine = read_features_file(tmp_path / "s3.parquet")
+    assert all(p.startswith(f"{in_bucket}/") for p in mine.paths)
+    assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
+
