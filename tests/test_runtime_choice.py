@@ -30,8 +30,12 @@ def test_auto_chooses_among_checked_exports_of_this_very_model(tmp_path):
     (run / "model.keras").write_bytes(b"the model")
     _export(run, "onnx")
     _export(run, "openvino")
-    _export(run, "openvino-int8", quantize="int8", accuracy={"passed": True, "drop": 0.0})
-    _export(run, "onnx-int8", quantize="int8", accuracy={"passed": False, "drop": 0.02})  # lost accuracy
+    _export(run, "openvino-int8", quantize="int8", accuracy={"passed": True, "drop": 0.0}, outputs={"passed": True})
+    _export(run, "onnx-int8", quantize="int8", accuracy={"passed": False, "drop": 0.02},  # lost accuracy
+            outputs={"passed": True})
+    _export(run, "unlike-int8", format="openvino", quantize="int8", accuracy={"passed": True},  # answers unlike
+            outputs={"passed": False})                                                        # FP32 somewhere
+    _export(run, "older-int8", format="openvino", quantize="int8", accuracy={"passed": True})  # accuracy alone
     _export(run, "onnx-fp16", quantize="fp16")  # no accuracy check: never auto's
     _export(run, "litert")  # for phones
     _export(run, "old", format="onnx", model_sha256="sha256-of-an-older-model")  # stale: model.keras changed
@@ -56,10 +60,10 @@ def test_the_accuracy_record_of_a_quantized_export():
     one_wrong = right.copy()
     one_wrong[3] = [0.6, 0.4, 0.0]
     assert held.score(right) == 1.0 and held.score([one_wrong, np.zeros(4)]) == 0.75  # an OOD output is ignored
-    check = accuracy_check(held, 1.0, 0.75, 0.005, "post-training", 30)
+    check = accuracy_check(held, [right], [one_wrong], 0.005, "post-training", 30)
     assert not check["passed"] and check["drop"] == 0.25 and check["images"] == 4 and check["metric"] == "accuracy"
-    assert accuracy_check(held, 0.75, 0.75, 0.005, "post-training", 30)["passed"]
-    assert accuracy_check(held, 0.75, 1.0, 0.0, "post-training", 30)["passed"]  # better than FP32 passes
+    assert accuracy_check(held, [one_wrong], [one_wrong], 0.005, "post-training", 30)["passed"]
+    assert accuracy_check(held, [one_wrong], [right], 0.0, "post-training", 30)["passed"]  # better than FP32 passes
 
     labels = np.array([[1, 0], [0, 1], [1, 1]])
     multi = HeldOut("val", np.zeros((3, 2, 2, 3), "float32"), labels, multilabel=True, thresholds=np.array([0.5, 0.3]))

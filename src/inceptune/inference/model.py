@@ -163,10 +163,24 @@ class TrainedModel:
             raise UserError(f"None of the images in {source} could be read.")
         scored = np.array([p for _, p in kept])
         ood = None if self.ood_threshold is None else scored[:, -1]
-        return write_evaluation(target, [r for r, _ in kept], self.classes, scored[:, :-1],
-                                folder=self.folder, source=source, ood_scores=ood, ood_threshold=self.ood_threshold,
-                                extra={"tta": tta, "runtime": self.runtime,
-                                       "unreadable": [row["path"] for row in rows if "error" in row]})
+        metrics = write_evaluation(target, [r for r, _ in kept], self.classes, scored[:, :-1],
+                                   folder=self.folder, source=source, ood_scores=ood, ood_threshold=self.ood_threshold,
+                                   extra={"tta": tta, "runtime": self.runtime,
+                                          "unreadable": [row["path"] for row in rows if "error" in row]})
+        if data is None and split == "test" and tta == 1 and self.runtime != "keras":
+            self._say_if_unlike_the_run(metrics)
+        return metrics
+
+    def _say_if_unlike_the_run(self, metrics: dict) -> None:
+        """An export answers the test split: say so when its accuracy differs from the run's own figure (Keras,
+        written by train) by more than one photo."""
+        measured = (self.folder.read_json("metrics.json").get("test") or {}).get("accuracy")
+        got = metrics.get("accuracy")
+        if measured is None or got is None or abs(got - measured) * metrics["images"] <= 1 + 1e-9:
+            return
+        console.warn(f"the {self.runtime} export answers {got:.2%} of the test split right where the run measured "
+                     f"{measured:.2%} with model.keras: more than one photo apart; --runtime keras gives the run's "
+                     "own answers")
 
     def _rows(self, paths: list[str], batch_size: int, tta: int) -> list[dict]:
         """Per path, in order: {"path", "p": probabilities and the OOD score (infer_scored)} or {"path", "error"}."""
