@@ -288,3 +288,22 @@ def test_pickled_arrays_are_refused(tmp_path):
     np.save(tmp_path / "y.npy", np.arange(4))
     out = one_sentence_error(run_cli("train", str(tmp_path), "--arch", "mini-inception", "--weights", "none"))
     assert "could not be read as a plain numpy array" in out
+
+
+@requires_shared
+def test_a_run_folder_that_disagrees_with_itself_is_one_sentence(own_flowers_run, small_flowers):
+    """labels.json or config.json that is not JSON, or labels for another number of classes than the model
+    answers: one sentence and exit 2 from predict, never a traceback or an IndexError."""
+    run = own_flowers_run.run
+    image = str(sorted(small_flowers.rglob("*.jpg"))[0])
+    labels = json.loads((run / "labels.json").read_text())
+    (run / "labels.json").write_text(json.dumps({**labels, "classes": labels["classes"][:3]}))
+    message = one_sentence_error(run_cli("predict", str(run), image, "--runtime", "keras"))
+    assert "names 3 classes but the model (keras) answers 5" in message
+    (run / "labels.json").write_text(json.dumps({**labels, "classes": labels["classes"] + ["a", "b"]}))
+    assert "names 7 classes" in one_sentence_error(run_cli("predict", str(run), image, "--runtime", "keras"))
+    (run / "labels.json").write_text("{not json")
+    assert "labels.json is not valid JSON" in one_sentence_error(run_cli("predict", str(run), image))
+    (run / "labels.json").write_text(json.dumps(labels))
+    (run / "config.json").write_text("[1, 2]")
+    assert "config.json is not what inceptune writes" in one_sentence_error(run_cli("predict", str(run), image))

@@ -133,10 +133,23 @@ class RunFolder:
         for name in ("model.keras", "labels.json", "config.json", "metrics.json"):
             if not run.file(name).is_file():
                 raise UserError(f"{path} is not a finished inceptune run ({name} is missing).")
+        for name in ("labels.json", "config.json", "metrics.json"):
+            if not isinstance(run.read_json(name), dict):
+                raise UserError(f"{run.file(name)} is not what inceptune writes (a JSON object); the run folder "
+                                "was changed by hand or damaged.")
+        classes = run.read_json("labels.json").get("classes")
+        if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
+                and len(set(classes)) == len(classes)):
+            raise UserError(f"{run.file('labels.json')} does not name two or more distinct classes; the run folder "
+                            "was changed by hand or damaged.")
         return run
 
     def read_json(self, name: str):
-        return json.loads(self.file(name).read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{self.file(name)} is not valid JSON ({exc}); the run folder was changed by hand or "
+                            "damaged.") from None
 
     @property
     def classes(self) -> list[str]:

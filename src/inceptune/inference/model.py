@@ -103,7 +103,12 @@ class TrainedModel:
 
     def _answered(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         probs, ood = split_outputs(self._raw(pixels))
-        return class_probabilities(probs, self.multilabel), ood
+        probs = class_probabilities(probs, self.multilabel)
+        if probs.shape[-1] != len(self.classes):
+            raise UserError(f"{self.folder.file('labels.json')} names {len(self.classes)} classes but the model "
+                            f"({self.runtime}) answers {probs.shape[-1]}; the run folder was changed by hand or "
+                            "damaged.")
+        return probs, ood
 
     def infer(self, pixels: np.ndarray, tta: int = 1) -> np.ndarray:
         """Class probabilities (N, classes) of decoded RGB pixels (N, H, W, 3) in 0..255, any size."""
@@ -206,9 +211,10 @@ _RECENT_SIZE = 2
 
 
 def recent(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> TrainedModel:
-    """A loaded run, reused while its model file and exports are unchanged."""
+    """A loaded run, reused while its model file, labels, config and exports are unchanged."""
     path = Path(run).resolve()
-    stamps = tuple(p.stat().st_mtime_ns for p in (path / "model.keras", path / "export") if p.exists())
+    stamps = tuple(p.stat().st_mtime_ns for p in (path / "model.keras", path / "labels.json", path / "config.json",
+                                                  path / "export") if p.exists())
     key = (str(path), runtime, unsafe, stamps)
     if key not in _RECENT:
         _RECENT[key] = load(run, runtime, unsafe)
