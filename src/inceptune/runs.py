@@ -133,11 +133,12 @@ class RunFolder:
         for name in ("model.keras", "labels.json", "config.json", "metrics.json"):
             if not run.file(name).is_file():
                 raise UserError(f"{path} is not a finished inceptune run ({name} is missing).")
-        for name in ("labels.json", "config.json", "metrics.json"):
-            if not isinstance(run.read_json(name), dict):
+        read = {name: run.read_json(name) for name in ("labels.json", "config.json", "metrics.json")}
+        for name, content in read.items():
+            if not isinstance(content, dict):
                 raise UserError(f"{run.file(name)} is not what inceptune writes (a JSON object); the run folder "
                                 "was changed by hand or damaged.")
-        classes = run.read_json("labels.json").get("classes")
+        classes = read["labels.json"].get("classes")
         if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
                 and len(set(classes)) == len(classes)):
             raise UserError(f"{run.file('labels.json')} does not name two or more distinct classes; the run folder "

@@ -84,22 +84,21 @@ def held_out(folder: RunFolder) -> HeldOut | None:
     records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
     classes = folder.classes
     multilabel = folder.task == "multilabel"
-    for split in ("val",):
-        pixels, truth = [], []
-        for r in (r for r in records if r.split == split):
-            try:
-                pixels.append(resize_image(load_image(r.path), folder.image_size))
-            except ImageError:
-                continue
-            if multilabel:
-                names = set(filter(None, r.label.split(SEPARATOR)))
-                truth.append([int(c in names) for c in classes])
-            else:
-                truth.append(classes.index(r.label))
-        if pixels:
-            thresholds = np.asarray(folder.thresholds) if multilabel and folder.thresholds else 0.5
-            return HeldOut(split, np.stack(pixels).astype("float32"), np.asarray(truth), multilabel, thresholds)
-    return None
+    pixels, truth = [], []
+    for r in (r for r in records if r.split == "val"):
+        try:
+            pixels.append(resize_image(load_image(r.path), folder.image_size))
+        except ImageError:
+            continue
+        if multilabel:
+            names = set(filter(None, r.label.split(SEPARATOR)))
+            truth.append([int(c in names) for c in classes])
+        else:
+            truth.append(classes.index(r.label))
+    if not pixels:
+        return None
+    thresholds = np.asarray(folder.thresholds) if multilabel and folder.thresholds else 0.5
+    return HeldOut("val", np.stack(pixels).astype("float32"), np.asarray(truth), multilabel, thresholds)
 
 
 def accuracy_check(held: HeldOut, fp32: list[np.ndarray], quantized: list[np.ndarray], max_drop: float,

@@ -141,7 +141,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         calibration = lambda: _run_images(folder, image_size, ("train",), INT8_CALIBRATION_IMAGES)  # noqa: E731
     else:
         calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
-    start, accuracy = time.perf_counter(), None
+    start, accuracy, int8_outputs = time.perf_counter(), None, None
     try:
         fp32 = reuse or (artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt])
         if reuse is None:  # convert; a quantized variant starts from the run's checked FP32 export when there is one
@@ -154,7 +154,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
                 _keras_export(serving_model(model, image_size), fmt, fp32, image_size,
                               litert_options(quantize, calibration) if fmt == "litert" else {})
         if fp32 != artefact and accuracy_checked:
-            accuracy = quantize_int8(fmt, fp32, artefact, calibration(), held, max_accuracy_drop)
+            accuracy, int8_outputs = quantize_int8(fmt, fp32, artefact, calibration(), held, max_accuracy_drop)
         elif fp32 != artefact:
             quantize_file(fmt, quantize, fp32, artefact, calibration)
         if fp32 != artefact and reuse is None:
@@ -180,8 +180,8 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
                         "kept.")
     outputs = None
     if accuracy is not None:  # and every output against the FP32 Keras model: top-1, probabilities, "none of these"
-        outputs = outputs_check(held, held.outputs_with(lambda x: model.predict(x, verbose=0)),
-                                held.outputs_with(load_runtime(fmt, artefact)), folder.ood_threshold)
+        outputs = outputs_check(held, held.outputs_with(lambda x: model.predict(x, verbose=0)), int8_outputs,
+                                folder.ood_threshold)
         if not outputs["passed"]:
             shutil.rmtree(target)
             raise UserError(f"The {name} export answers unlike the FP32 model on {outputs['images']} held-out photos "

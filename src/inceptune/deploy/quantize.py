@@ -87,24 +87,26 @@ def quantize_file(fmt: str, quantize: str, fp32: Path, target: Path, calibration
         raise UserError(f"{fmt} exports cannot be quantized after the fact.")
 
 
-def quantize_int8(fmt: str, fp32: Path, target: Path, images: np.ndarray, held: HeldOut, max_drop: float) -> dict:
+def quantize_int8(fmt: str, fp32: Path, target: Path, images: np.ndarray, held: HeldOut, max_drop: float
+                  ) -> tuple[dict, list[np.ndarray]]:
     """Write an int8 variant of the FP32 ONNX or OpenVINO file `fp32` to `target` that keeps the FP32 file's score
-    on `held` (deploy/accuracy.py); returns the accuracy check (passed or not) that export.json records."""
+    on `held` (deploy/accuracy.py); returns the accuracy check (passed or not) that export.json records, and the
+    written file's outputs on `held` (for the every-output check)."""
     fp32_outputs = held.outputs_with(load_runtime(fmt, fp32))
     quantize_file(fmt, "int8", fp32, target, lambda: images)
     int8_outputs = held.outputs_with(load_runtime(fmt, target))
     check = accuracy_check(held, fp32_outputs, int8_outputs, max_drop, "post-training", len(images))
     if check["passed"] or _collapsed(held, fp32_outputs, int8_outputs):
-        return check
+        return check, int8_outputs
     console.info(f"int8 {fmt} loses {check['drop']:.2%} {held.metric} on {check['images']} held-out photos "
                  f"(at most {max_drop:.2%} allowed); NNCF's accuracy control puts the costliest layers back to FP32")
     try:
         _accuracy_control(fmt, fp32, target, images, held, max_drop)
     except Exception as exc:  # noqa: BLE001 - NNCF's own errors are many; the plain int8 file stays refused
         console.warn(f"NNCF's accuracy control failed on the {fmt} model: {str(exc).splitlines()[0][:200]}")
-        return check
-    return accuracy_check(held, fp32_outputs, held.outputs_with(load_runtime(fmt, target)), max_drop,
-                          "accuracy-control", len(images))
+        return check, int8_outputs
+    int8_outputs = held.outputs_with(load_runtime(fmt, target))
+    return accuracy_check(held, fp32_outputs, int8_outputs, max_drop, "accuracy-control", len(images)), int8_outputs
 
 
 def _collapsed(held: HeldOut, fp32: list[np.ndarray], quantized: list[np.ndarray]) -> bool:
