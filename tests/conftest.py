@@ -353,10 +353,8 @@ def merge_cache(source: Path, target: Path) -> None:
         finally:
             src.close()
             dst.close()
-        for extra in ("timing.json", "runtimes"):
-            if (space_file.parent / extra).exists() and not (dst.dir / extra).exists():
-                copy = shutil.copytree if (space_file.parent / extra).is_dir() else shutil.copy
-                copy(space_file.parent / extra, dst.dir / extra)
+        if (space_file.parent / "runtimes").is_dir() and not (dst.dir / "runtimes").exists():
+            shutil.copytree(space_file.parent / "runtimes", dst.dir / "runtimes")
 
 
 def cached_entries(root: Path) -> dict[tuple[str, str], np.ndarray | None]:

@@ -91,7 +91,7 @@ def test_hymenoptera_with_val_as_the_test_split_reaches_096_with_the_default_sea
     assert m["test"]["accuracy"] >= m["baseline"]["test"]["accuracy"]
     search = m["search"]
     assert search["mode"] == "quick" and search["cv_accuracy"] >= search["baseline"]["cv_accuracy"]
-    assert search["budget_seconds"] == pytest.approx(0.25 * search["extraction_cost_seconds"], abs=1e-3)
+    assert search["stopped"] is None and len(search["tried"]) >= 24  # every candidate of the quick search
 
 
 def test_flowers5_at_299_calibrated_with_exact_exports_and_its_ood_score_ranks_other_photos_higher(

@@ -1,8 +1,9 @@
 """`features` and `predict --engine ray` on a Ray cluster of two nodes (a head and a second `ray start
 --address`, each with its own temp dir, on localhost), photos and feature store given as file:// URLs: the
 actors write every vector into the store themselves, the driver none, a following `train` reads them all
-from there, and `predict` on the cluster answers as local `predict` does. Then (test-slow) the same with photos
-and store in a bucket (a real S3 endpoint on localhost): the actors read the photos and publish the vectors there."""
+from there. Then (test-slow) the same with photos and store in a bucket (a real S3 endpoint on localhost): the
+actors read the photos and publish the vectors there; and `predict` on the cluster answers as local `predict`
+does."""
 
 from __future__ import annotations
 
@@ -114,18 +115,8 @@ def test_two_node_ray_actors_write_the_store_and_train_reads_it(cluster, tmp_pat
     assert "Features: 40 images, 40 from cache, 0 computed" in " ".join(proc.stderr.split())
     assert sorted(store.rglob("*.bin")) == written  # train wrote nothing into the store
 
-    # and `predict --engine ray` on the same two nodes answers as local `predict` does
-    images = [str(p) for p in sorted(photos.rglob("*.jpg"))[::5]]
-    proc, _ = _cli("predict", str(tmp_path / "run"), *images, "--engine", "ray", "--ray-address", cluster, "--json")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    on_ray, local = json.loads(proc.stdout), inceptune.predict(str(tmp_path / "run"), images)
-    assert [r["path"] for r in on_ray] == images
-    for a, b in zip(on_ray, local):
-        assert a["top"][0]["label"] == b["top"][0]["label"]
-        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5
 
-
-@pytest.mark.slow  # a third Ray job on the cluster (about 30 s); the fast tier has the file:// store above
+@pytest.mark.slow  # two more Ray jobs on the cluster (about 50 s); the fast tier has the file:// store above
 def test_two_node_ray_actors_read_photos_and_publish_vectors_in_a_bucket(cluster, bucket, tmp_path):
     from inceptune.features.files import read_features_file
 
@@ -148,4 +139,18 @@ def test_two_node_ray_actors_read_photos_and_publish_vectors_in_a_bucket(cluster
     mine = read_features_file(tmp_path / "s3.parquet")
     assert all(p.startswith(f"{in_bucket}/") for p in mine.paths)
     assert np.abs(mine.vectors - theirs.vectors[[row[h] for h in mine.hashes]]).max() <= 1e-6
+
+    # and `predict --engine ray` on the same two nodes answers as local `predict` does
+    run = tmp_path / "run"
+    proc = run_cli("train", str(photos), "--out", str(run), "--cache-dir", str(tmp_path / "own"), "--search", "none",
+                   "--fine-tune-epochs", "0", "--no-refit", "--epochs", "2", *SIZE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    images = [str(p) for p in sorted(photos.rglob("*.jpg"))[::5]]
+    proc, _ = _cli("predict", str(run), *images, "--engine", "ray", "--ray-address", cluster, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    on_ray, local = json.loads(proc.stdout), inceptune.predict(str(run), images)
+    assert [r["path"] for r in on_ray] == images
+    for a, b in zip(on_ray, local):
+        assert a["top"][0]["label"] == b["top"][0]["label"]
+        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5
 

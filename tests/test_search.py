@@ -1,4 +1,4 @@
-"""The recipe search: the linear head, the quick search's order and budget, the Optuna study (seeded,
+"""The recipe search: the linear head, the quick search's order (never the clock's), the Optuna study (seeded,
 resumable), and `train` choosing, refitting and replaying on real cached features."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,7 +27,8 @@ from inceptune.settings import SettingError, resolve
 SIZE = 75
 
 
-def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int = 12, classes: int = 3):
+def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int = 12, classes: int = 3,
+               dims: int = 16):
     """Cached features for fake records: `informative` separates the classes, every other kind is noise."""
     rng = np.random.default_rng(0)
     cache = FeatureCache(tmp_path / "cache", {"test": "synthetic"})
@@ -36,7 +39,7 @@ def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int 
             records.append(ImageRecord(path=f"/x/{c}/{i}.jpg", label=f"c{c}", sha256=sha, split="train"))
             labels.append(c)
             for kind in SEARCH_KINDS:
-                v = rng.normal(size=16).astype("float32")
+                v = rng.normal(size=dims).astype("float32")
                 if kind == informative:
                     v[c] += 4.0
                 cache.put(kind, sha, v)
@@ -74,7 +77,7 @@ def test_the_linear_head_gives_scikit_learns_probabilities_through_the_keras_lay
 
 def test_the_quick_search_starts_from_the_baseline_and_finds_the_informative_source(tmp_path):
     data = _synthetic(tmp_path)
-    choice = choose(_settings(tmp_path), data, "quick", budget_seconds=None)
+    choice = choose(_settings(tmp_path), data, "quick")
     first = choice.tried[0].candidate
     assert {k: first[k] for k in baseline_candidate()} == baseline_candidate()
     assert (choice.candidate["feature_block"], choice.candidate["pooling"]) == ("mixed8", "avg")
@@ -89,14 +92,52 @@ def test_the_quick_search_starts_from_the_baseline_and_finds_the_informative_sou
     assert {t.candidate["l2"] for t in choice.tried[20:]} == {0.1, 10.0, 0.01, 100.0}
 
 
-def test_the_quick_search_stops_at_its_budget_and_keeps_explicit_settings(tmp_path):
+def test_the_quick_search_chooses_the_same_on_an_idle_and_a_busy_machine(tmp_path):
+    """What the quick search tries follows from the data, not from the seconds left: with every core busy in
+    other processes it tries the same candidates in the same order and chooses the same recipe."""
+    data = _synthetic(tmp_path, dims=64)  # more features than a fold's images: the linear head's span fit
+    idle = choose(_settings(tmp_path), data, "quick")
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        busy = choose(_settings(tmp_path), data, "quick")
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert len(idle.tried) == 18 + 2 + 4  # every source, the best two and three side by side, the L2 values
+    assert [t.candidate for t in busy.tried] == [t.candidate for t in idle.tried]
+    assert [t.score.per_fold for t in busy.tried] == [t.score.per_fold for t in idle.tried]
+    assert busy.candidate == idle.candidate and busy.stopped is idle.stopped is None
+    assert "stopped" in idle.record(len(data.records)) and "budget_seconds" not in idle.record(len(data.records))
+
+
+def test_a_timeout_stops_the_quick_search_and_says_so_and_explicit_settings_stay(tmp_path, capsys):
     data = _synthetic(tmp_path)
-    choice = choose(_settings(tmp_path), data, "quick", budget_seconds=0.0)
-    assert len(choice.tried) == 1  # the baseline, which is also the start: nothing else fits in no time
-    assert choice.budget_seconds == 0.0
-    fixed = choose(_settings(tmp_path, feature_block="mixed6", l2=3.0), data, "quick", budget_seconds=None)
+    choice = choose(_settings(tmp_path, timeout="0.001"), data, "quick")
+    assert len(choice.tried) == 1  # the baseline, which is also the start: the deadline passed while scoring it
+    assert choice.stopped == "--timeout 0.001 reached with 18 of the quick search's candidates not tried"
+    assert choice.record(len(data.records))["stopped"] == choice.stopped
+    assert choice.stopped in " ".join(capsys.readouterr().err.split())
+    fixed = choose(_settings(tmp_path, feature_block="mixed6", l2=3.0), data, "quick")
     assert {t.candidate["feature_block"] for t in fixed.tried[1:]} == {"mixed6"}
     assert fixed.candidate["l2"] == 3.0 and fixed.candidate["feature_block"] == "mixed6"
+
+
+def test_with_more_features_than_images_the_linear_head_is_the_fit_in_all_features():
+    """fit_linear solves a D > N problem in the span of the images: the same probabilities as scikit-learn's
+    fit in all D features, for photos outside that span too."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    for classes in (2, 3):
+        x = rng.normal(size=(30, 300)) + np.repeat(np.eye(classes, 300) * 2, 30 // classes, axis=0)
+        y = np.repeat(np.arange(classes), 30 // classes)
+        head = fit_linear(x, y, classes, l2=1.0)
+        assert head.kernel.shape == (300, 1 if classes == 2 else classes)
+        mean, scale = x.mean(0), np.sqrt(x.var(0).mean())
+        reference = LogisticRegression(C=1.0, max_iter=300).fit((x - mean) / scale, y)
+        new = rng.normal(size=(20, 300))
+        np.testing.assert_allclose(head.predict_proba(new), reference.predict_proba((new - mean) / scale), atol=1e-3)
 
 
 def test_a_better_score_replaces_the_start_only_beyond_fold_to_fold_noise():
@@ -193,7 +234,7 @@ def test_default_train_searches_refits_and_replays_its_choice(flowers_small, tmp
     m = result.metrics
     search = m["search"]
     assert search["mode"] == "quick" and search["tried"]
-    assert search["budget_seconds"] == pytest.approx(0.25 * search["extraction_cost_seconds"], abs=1e-3)
+    assert search["stopped"] is None and "budget_seconds" not in search
     assert search["cv_accuracy"] >= search["baseline"]["cv_accuracy"]
     assert m["refit"]["on"] == "train + val" and m["refit"]["images"] == 40
     assert m["baseline"]["test"]["fit_on"] == "train + val"

@@ -8,7 +8,6 @@ renamed or copied file is still a hit and an edited one is a miss.
     SPACE/space.json                 what the space is
     SPACE/index.sqlite               (kind, sha256) -> shard, offset, bytes, dtype, shape, crc32
     SPACE/shards/KIND/WRITER-N.bin   entries back to back
-    SPACE/timing.json                what extracting an image took on this machine
 
 Where the shards live is the backend's business (features/shards.py), chosen
 from the location in `open_shards`: a path or a file:// URL keeps shard files
@@ -16,7 +15,7 @@ that every writing process appends to (features/local_shards.py); an object
 store (`s3://bucket/store`, `gs://...`) keeps immutable objects, published
 from memory, and `dir` is then a mirror under the user's cache folder
 (features/object_store.py) that also holds what belongs to this machine
-(timing, the extraction runtime's choice).
+(the extraction runtime's choice).
 
 Values are stored in float16 (half the bytes of float32; every feature and
 activation of Inception-v3 fits its range, and a value that does not keeps
@@ -30,12 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from inceptune.atomic import atomic_write_json
 from inceptune.features.local_shards import LocalShards
 from inceptune.features.object_store import ObjectStoreShards
 from inceptune.features.shards import NotIndexed, Shards
@@ -151,18 +148,3 @@ class FeatureCache:
         except (ValueError, OSError, EOFError):
             path.unlink(missing_ok=True)  # damaged entry: recompute it
             return None
-
-    def note_rate(self, seconds: float, images: int) -> None:
-        """Record what extracting `images` images took here (a running mean per image): what re-extracting
-        would cost, which budgets the recipe search even when every feature comes from the cache."""
-        old = self.timing()
-        total = old.get("images", 0) + images
-        atomic_write_json(self.dir / "timing.json", {
-            "images": total, "seconds_per_image": (old.get("seconds_per_image", 0.0) * old.get("images", 0)
-                                                   + seconds) / total, "updated": time.time()})
-
-    def timing(self) -> dict:
-        try:
-            return json.loads((self.dir / "timing.json").read_text())
-        except (OSError, ValueError):
-            return {}

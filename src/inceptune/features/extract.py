@@ -111,8 +111,6 @@ def extract_to_cache(
             cache.flush()  # an object store: publish what is held in memory, Ctrl-C included
         stats.runtime = extractor.name
     stats.seconds = time.perf_counter() - start
-    if stats.computed:
-        cache.note_rate(stats.seconds, stats.computed)
     if stats.failed and not skip_unreadable:
         path, reason = stats.failed[0]
         raise UserError(f"{path} could not be read during feature extraction ({reason}); it changed after the scan.")

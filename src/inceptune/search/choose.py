@@ -1,8 +1,9 @@
 """`train --search quick|full|none`: choose the recipe on the cached features of train + val.
 
     none   the settings as given, scored once (its CV score is still recorded)
-    quick  a fixed order of candidates (search/space.py), stopped when the next one would pass the budget
-           (a quarter of what extracting the images costs): deterministic for a given budget
+    quick  a fixed order of candidates (search/space.py), every one tried: what it tries depends on the
+           data (its classes, their balance, the settings given), never on the clock. --timeout, when given,
+           is a safety net: the search stops starting candidates after it, and its record and summary say so
     full   an Optuna study (search/study.py) of --trials, heads included
 
 Every mode also scores the plain logistic regression on mixed10's average-pooled features on the same folds
@@ -23,8 +24,8 @@ from inceptune.search.scoring import SearchData, score
 from inceptune.search.space import (IMBALANCE, SEARCHED, baseline_candidate, quick_concatenations,
                                     quick_refinements, quick_sources)
 from inceptune.settings import Settings
+from inceptune.settings.resolve import timeout_seconds
 
-BUDGET_SHARE = 0.25  # of the extraction's cost: what the quick search may spend
 SIGNIFICANCE = 0.05  # one-sided level of the test a departure from the starting recipe must pass
 REPEATS = 3  # of the k-fold CV in that test: the search's folds, then folds cut by other seeds
 
@@ -48,9 +49,9 @@ class Choice:
     baseline: Score
     folds: int
     seconds: float = 0.0
-    budget_seconds: float | None = None
     tried: list[Tried] = field(default_factory=list)
     departure: dict | None = None  # the test the best recipe had to pass to replace the starting one
+    stopped: str | None = None  # why a quick search stopped before its last candidate (--timeout), in words
 
     def apply(self, s: Settings) -> Settings:
         """The settings with the chosen recipe (and search none: replaying them needs no search)."""
@@ -67,8 +68,7 @@ class Choice:
                 "baseline": {"recipe": "logistic regression (C=1) on mixed10 average-pooled features",
                              "cv_accuracy": round(self.baseline.accuracy, 6),
                              "cv_log_loss": round(self.baseline.log_loss, 6)},
-                "departure": self.departure, "seconds": round(self.seconds, 3),
-                "budget_seconds": None if self.budget_seconds is None else round(self.budget_seconds, 3),
+                "departure": self.departure, "seconds": round(self.seconds, 3), "stopped": self.stopped,
                 "tried": [t.as_dict() for t in self.tried]}
 
 
@@ -81,7 +81,7 @@ def recipe_candidate(s: Settings) -> dict:
             "weight_decay": r.weight_decay, "batch_size": r.batch_size}
 
 
-def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | None = None) -> Choice:
+def choose(s: Settings, data: SearchData, mode: str) -> Choice:
     start = time.perf_counter()
     base = recipe_candidate(s)
     fixed = {k: base[k] for k in SEARCHED if k in s.given}
@@ -97,12 +97,17 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
         return t
 
     baseline = evaluate({**base, **baseline_candidate()})
-    departure = None
+    departure = stopped = None
     if mode == "none":
         # a linear head is scored in a second; the dense head's folds are Keras fits, left to the searches
         chosen = evaluate(base) if base["head"] == "linear" else Tried(base, None, 0.0)
     elif mode == "quick":
-        first, best = _quick(base, fixed, data, evaluate, start, budget_seconds, baseline)
+        limit = None if s.study.timeout is None else timeout_seconds(s.study.timeout)
+        first, best, left = _quick(base, fixed, data, evaluate, None if limit is None else start + limit)
+        if left:
+            stopped = (f"--timeout {s.study.timeout} reached with {left} of the quick search's candidates not "
+                       f"tried")
+            console.warn(f"Search: {stopped}; the choice is the best of those tried.")
         chosen, departure = _departure(first, best, data.fold_count, data)
     else:
         from inceptune.search.study import run_study
@@ -118,15 +123,14 @@ def choose(s: Settings, data: SearchData, mode: str, budget_seconds: float | Non
                   for t in study.trials if t.state.name == "COMPLETE"]
         chosen, departure = _departure(baseline, chosen, data.fold_count, data)
     choice = Choice(mode, chosen.candidate, chosen.score, baseline.score, data.fold_count,
-                    time.perf_counter() - start, budget_seconds, tried, departure)
+                    time.perf_counter() - start, tried, departure, stopped)
     if departure is not None and not departure["adopted"]:
         console.info(f"Search: the best of {len(tried)} recipes ({describe(departure['best'])}, CV accuracy "
                      f"{departure['best_accuracy']:.4f}) is not better than the start beyond fold-to-fold noise "
                      f"(corrected paired t {departure['t']:.2f} < {departure['critical']:.2f}); keeping the start.")
     if mode != "none":
-        console.info(f"Search ({mode}): {len(tried)} recipes in {choice.seconds:.1f}s"
-                     + (f" (budget {budget_seconds:.1f}s)" if budget_seconds is not None else "")
-                     + f"; chose {describe(chosen.candidate)}: CV accuracy {chosen.score.accuracy:.4f} against "
+        console.info(f"Search ({mode}): {len(tried)} recipe{'s' if len(tried) != 1 else ''} in "
+                     f"{choice.seconds:.1f}s; chose {describe(chosen.candidate)}: CV accuracy {chosen.score.accuracy:.4f} against "
                        f"{baseline.score.accuracy:.4f} for logistic regression on mixed10.")
     return choice
 
@@ -166,47 +170,37 @@ def _departure(first: Tried, best: Tried, folds: int, data: SearchData | None = 
         "best": best.candidate if not adopted else None, "best_accuracy": best.score.accuracy}
 
 
-def _quick(base: dict, fixed: dict, data: SearchData, evaluate, start: float, budget: float | None,
-           baseline: Tried) -> tuple[Tried, Tried]:
-    """(the starting recipe, the best found)."""
+def _quick(base: dict, fixed: dict, data: SearchData, evaluate, deadline: float | None
+           ) -> tuple[Tried, Tried, int]:
+    """(the starting recipe, the best found, how many candidates --timeout left untried). The candidates
+    and their order follow from the data and the settings alone; only an explicit deadline can cut them."""
     head = fixed.get("head", "linear")
     best = first = evaluate({**base, **{k: v for k, v in baseline_candidate().items() if k not in fixed},
                              "head": head})
-    costs = [baseline.seconds, best.seconds]
-
-    def affordable() -> bool:
-        """Room for one more try (the dearest so far) and for the departure test after it, which scores the
-        start and the best again on REPEATS - 1 more k-fold CVs."""
-        if budget is None:
-            return True
-        departure = (REPEATS - 1) * (first.seconds + best.seconds)
-        return time.perf_counter() - start + max(costs) + departure <= budget
 
     def better(t: Tried) -> bool:
         return (t.score.accuracy, -t.score.log_loss) > (best.score.accuracy, -best.score.log_loss)
 
+    def stage(changes: list[dict]) -> int:
+        """Try each change on the best so far; returns how many the deadline left untried."""
+        nonlocal best
+        for i, change in enumerate(changes):
+            if deadline is not None and time.perf_counter() >= deadline:
+                return len(changes) - i
+            t = evaluate({**best.candidate, **change})
+            if "feature_block" in change and "pooling" in change:
+                by_block[change["feature_block"]] = max(by_block.get(change["feature_block"], 0.0), t.score.accuracy)
+            best = t if better(t) else best
+        return 0
+
     by_block: dict[str, float] = {}  # the best CV accuracy of each single block
-    for change in quick_sources(fixed):
-        if not affordable():
-            return first, best
-        t = evaluate({**best.candidate, "head": head, **change})
-        costs.append(t.seconds)
-        by_block[change["feature_block"]] = max(by_block.get(change["feature_block"], 0.0), t.score.accuracy)
-        best = t if better(t) else best
-    ranked = sorted(by_block, key=lambda b: -by_block[b])
-    for change in list(quick_concatenations(ranked, fixed)):
-        if not affordable():
-            return first, best
-        t = evaluate({**best.candidate, **change})
-        costs.append(t.seconds)
-        best = t if better(t) else best
-    for change in list(quick_refinements(best.candidate, fixed, _imbalanced(data))):
-        if not affordable():
-            return first, best
-        t = evaluate({**best.candidate, **change})
-        costs.append(t.seconds)
-        best = t if better(t) else best
-    return first, best
+    left = stage([{"head": head, **change} for change in quick_sources(fixed)])
+    if not left:
+        ranked = sorted(by_block, key=lambda b: -by_block[b])
+        left = stage(list(quick_concatenations(ranked, fixed)))
+    if not left:
+        left = stage(list(quick_refinements(best.candidate, fixed, _imbalanced(data))))
+    return first, best, left
 
 
 def _imbalanced(data: SearchData) -> bool:

@@ -226,7 +226,9 @@ class CvOptions:
 @dataclass(frozen=True)
 class StudyOptions:
     trials: int = setting(40, "Trials of the Optuna study (tune, and train --search full).", low=1)
-    timeout: str | None = setting(None, "Stop starting trials after this long: seconds, or 30s, 10m, 2h.",
+    timeout: str | None = setting(None, "Stop starting trials (or the quick search's candidates) after this long: seconds, "
+                                        "or 30s, 10m, 2h. Off by default: the search's choice never depends on "
+                                        "the clock unless this is given.",
                                   kind="str", optional=True)
     search_folds: int = setting(5, "Folds of the search's cross-validation on train + val (fewer when a class "
                                    "has fewer images).", low=2)

@@ -7,9 +7,9 @@
 search and refit included (a nested CV: each fold's search never sees its held-out images).
 
 Which recipe it fits: the settings as given, or what the search (search/choose.py) chose on the cached
-features of the train and val splits, never the test split. The search's budget is a quarter of what
-extracting the run's images costs, measured where the features were computed (the cache records it), so a
-rerun from the cache searches as much as the first run.
+features of the train and val splits, never the test split. What the quick search tries follows from the
+data and the settings, never from the clock, so a rerun from the cache, a faster machine or a busy one
+chooses the same recipe.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from inceptune.data.dataset import Dataset
 from inceptune.engines.devices import Strategy
 from inceptune.errors import UserError
 from inceptune.features.cache import FeatureCache
-from inceptune.features.extract import ExtractionStats
 from inceptune.models.classifier import Classifier
 from inceptune.models.weights import Weights
-from inceptune.search.choose import BUDGET_SHARE, choose
+from inceptune.search.choose import choose
 from inceptune.search.scoring import SearchData
 from inceptune.search.space import SEARCHED
 from inceptune.settings import Settings
@@ -59,11 +58,11 @@ class FittedRecipe:
 
 
 def fit_recipe(weights: Weights, dataset: Dataset, cache: FeatureCache, s: Settings, views: Views,
-               extraction: ExtractionStats, head: list | None = None, log_dir: Path | None = None,
+               head: list | None = None, log_dir: Path | None = None,
                resume: Resume | None = None, record_file: Path | None = None,
                strategy: Strategy = Strategy()) -> FittedRecipe:
     """Choose the recipe, fit it on train and refit it on train + val, every fit under `strategy`."""
-    s, search = choose_recipe(s, dataset, cache, extraction, record_file, bool(resume and resume.state), strategy)
+    s, search = choose_recipe(s, dataset, cache, record_file, bool(resume and resume.state), strategy)
     classifier = new_classifier(weights, dataset, s)
     if head is not None:
         keep_head(classifier, head)
@@ -101,27 +100,15 @@ def _refit(result: FittedRecipe, weights: Weights, dataset: Dataset, cache: Feat
 
 # === Which recipe: the settings as given, or the search's choice on train + val ===
 
-# Used only when a cache holds no measurement (made by an older inceptune): a 2-core CPU's rate at 299.
-UNMEASURED_SECONDS_PER_IMAGE = 0.08
-
-
-def extraction_cost(cache: FeatureCache, images: int, stats: ExtractionStats) -> float:
-    """Seconds extracting `images` images costs here: the cache's measured rate (this run's, if it computed
-    any), else a 2-core CPU's."""
-    rate = cache.timing().get("seconds_per_image") or UNMEASURED_SECONDS_PER_IMAGE
-    return images * rate
-
-
 def search_data(s: Settings, dataset: Dataset, cache: FeatureCache) -> SearchData:
     records = dataset.split("train") + dataset.split("val")
     return SearchData.of(records, dataset.label_index, dataset.classes, cache, s.study.search_folds, s.data.seed)
 
 
-def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: ExtractionStats,
-                  record_file: Path | None = None, resume: bool = False, strategy: Strategy = Strategy()
+def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, record_file: Path | None = None, resume: bool = False, strategy: Strategy = Strategy()
                   ) -> tuple[Settings, dict | None]:
     """The settings to fit (search none from here on), and the search's record for metrics.json. On a
-    cluster (`strategy`), every worker searches without a time budget and the workers agree on the choice.
+    cluster (`strategy`), every worker searches the same candidates and the workers agree on the choice.
 
     The record is also written to `record_file` (RUN/search.json) at once, so a resumed run fits the
     recipe the interrupted run chose instead of searching again."""
@@ -132,15 +119,14 @@ def choose_recipe(s: Settings, dataset: Dataset, cache: FeatureCache, extraction
             changes = {k: tuple(v) if isinstance(v, list) else v for k, v in record["recipe"].items()
                        if k in SEARCHED}
             return s.replace(**changes, search="none"), record
-    settings, record = _choose(s, dataset, cache, extraction, strategy)
+    settings, record = _choose(s, dataset, cache, strategy)
     strategy.agree("the recipe the search chose", settings.as_dict()["recipe"])  # each worker fits the same models
     if record_file is not None:
         atomic_write_json(record_file, record or {})
     return settings, record
 
 
-def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: ExtractionStats, strategy: Strategy
-            ) -> tuple[Settings, dict | None]:
+def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, strategy: Strategy) -> tuple[Settings, dict | None]:
     mode = s.recipe.search
     if dataset.multilabel:
         if mode != "none":
@@ -151,15 +137,8 @@ def _choose(s: Settings, dataset: Dataset, cache: FeatureCache, extraction: Extr
     except UserError as exc:
         console.info(f"No recipe search: {exc}")
         return s.replace(search="none"), None
-    cost = extraction_cost(cache, len({r.sha256 for r in dataset.records}), extraction)
-    if strategy.cluster is not None:  # a time budget could stop the workers' searches at different recipes
-        if s.study.timeout and mode == "full":
-            raise UserError("--timeout would let the workers of a cluster choose different recipes; give --trials "
-                            "alone with --distribute multi-worker.")
-        budget = None
-    else:
-        budget = BUDGET_SHARE * cost if mode == "quick" else None
-    choice = choose(s, data, mode, budget)
-    record = {**choice.record(len(data.records)), "extraction_cost_seconds": round(cost, 3),
-              "budget_share": BUDGET_SHARE if mode == "quick" else None}
-    return choice.apply(s), record
+    if strategy.cluster is not None and s.study.timeout:  # a deadline could stop the workers at different recipes
+        raise UserError("--timeout would let the workers of a cluster choose different recipes; leave it out with "
+                        "--distribute multi-worker.")
+    choice = choose(s, data, mode)
+    return choice.apply(s), choice.record(len(data.records))

@@ -112,7 +112,7 @@ def _cross_validate(s: Settings, strategy: Strategy) -> CrossValidation:
         held_out = [dataclasses.replace(pooled[i], split="test") for i in held]
         rest = assign_splits([r for r, f in zip(pooled, fold_of) if f != k], s.data.val_split, 0.0, s.data.seed)
         fold_data = dataclasses.replace(dataset, records=rest + held_out)
-        fit = fit_recipe(weights, fold_data, cache, s, views, extraction, strategy=strategy)
+        fit = fit_recipe(weights, fold_data, cache, s, views, strategy=strategy)
         calibrate(fit, s)  # as train does: the held-out fold measures the calibrated model train would save
         probabilities[held] = fit.probabilities("test")
         metrics = classification_metrics(np.array([fold_data.label_index(r) for r in held_out]), probabilities[held],

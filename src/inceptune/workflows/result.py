@@ -49,8 +49,7 @@ def recipe_rows(metrics: dict) -> list[tuple[str, str]]:
         rows.append(("recipe", describe(search["recipe"])))
         rows.append(("chosen by", f"search {search['mode']}, on {search['chosen_on']}; {len(search['tried'])} "
                                   f"recipes in {search['seconds']:.1f}s"
-                                  + (f" (budget {search['budget_seconds']:.1f}s, a quarter of extracting the images)"
-                                     if search.get("budget_seconds") is not None else "")))
+                                  + (f" (stopped: {search['stopped']})" if search.get("stopped") else "")))
         ours = "not scored" if search["cv_accuracy"] is None else f"{search['cv_accuracy']:.4f}"
         rows.append(("CV accuracy", f"{ours}; logistic regression on mixed10: {search['baseline']['cv_accuracy']:.4f}"))
         d = search.get("departure")

@@ -90,7 +90,7 @@ class Trainer:
         views = extract_views(dataset.split("train"), cache, base, s)
 
         # === The recipe, chosen on train + val; fitted on train (val held out), then refitted on train + val ===
-        fit = fit_recipe(weights, dataset, cache, s, views, extraction, head,
+        fit = fit_recipe(weights, dataset, cache, s, views, head,
                          log_dir=run.file("tensorboard") if s.run.tensorboard else None,
                          resume=Resume(checkpoint, state, s.data.seed), record_file=run.file("search.json"),
                          strategy=strategy)
