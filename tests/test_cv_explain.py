@@ -16,8 +16,8 @@ from inceptune.runs import RunFolder
 def test_cv_runs_every_fold_on_the_cached_features(flowers_run, small_flowers, tmp_path):
     """The mechanics, on the narrow network (what cv's accuracy is worth: benchmarks and test-slow)."""
     proc = run_cli("cv", str(small_flowers), "--folds", "3", "--out", str(tmp_path / "cv"),
-                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "10",
-                   "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none")
+                   "--weights", str(NARROW_WEIGHTS), "--image-size", str(SMALL_SIZE), "--epochs", "5",
+                   "--fine-tune-epochs", "1", "--batch-size", "16", "--search", "none", "--no-refit")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in proc.stdout and "±" in proc.stdout and "out-of-fold predictions" in proc.stdout
     cv = check_cv_folder(tmp_path / "cv", images=60)

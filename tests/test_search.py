@@ -27,8 +27,7 @@ from inceptune.settings import SettingError, resolve
 SIZE = 75
 
 
-def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int = 12, classes: int = 3,
-               dims: int = 16):
+def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int = 12, classes: int = 3):
     """Cached features for fake records: `informative` separates the classes, every other kind is noise."""
     rng = np.random.default_rng(0)
     cache = FeatureCache(tmp_path / "cache", {"test": "synthetic"})
@@ -39,7 +38,7 @@ def _synthetic(tmp_path, informative: str = "avg-pool-mixed8", n_per_class: int 
             records.append(ImageRecord(path=f"/x/{c}/{i}.jpg", label=f"c{c}", sha256=sha, split="train"))
             labels.append(c)
             for kind in SEARCH_KINDS:
-                v = rng.normal(size=dims).astype("float32")
+                v = rng.normal(size=16).astype("float32")
                 if kind == informative:
                     v[c] += 4.0
                 cache.put(kind, sha, v)
@@ -95,7 +94,7 @@ def test_the_quick_search_starts_from_the_baseline_and_finds_the_informative_sou
 def test_the_quick_search_chooses_the_same_on_an_idle_and_a_busy_machine(tmp_path):
     """What the quick search tries follows from the data, not from the seconds left: with every core busy in
     other processes it tries the same candidates in the same order and chooses the same recipe."""
-    data = _synthetic(tmp_path, dims=64)  # more features than a fold's images: the linear head's span fit
+    data = _synthetic(tmp_path)
     idle = choose(_settings(tmp_path), data, "quick")
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
@@ -121,23 +120,6 @@ def test_a_timeout_stops_the_quick_search_and_says_so_and_explicit_settings_stay
     fixed = choose(_settings(tmp_path, feature_block="mixed6", l2=3.0), data, "quick")
     assert {t.candidate["feature_block"] for t in fixed.tried[1:]} == {"mixed6"}
     assert fixed.candidate["l2"] == 3.0 and fixed.candidate["feature_block"] == "mixed6"
-
-
-def test_with_more_features_than_images_the_linear_head_is_the_fit_in_all_features():
-    """fit_linear solves a D > N problem in the span of the images: the same probabilities as scikit-learn's
-    fit in all D features, for photos outside that span too."""
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(2)
-    for classes in (2, 3):
-        x = rng.normal(size=(30, 300)) + np.repeat(np.eye(classes, 300) * 2, 30 // classes, axis=0)
-        y = np.repeat(np.arange(classes), 30 // classes)
-        head = fit_linear(x, y, classes, l2=1.0)
-        assert head.kernel.shape == (300, 1 if classes == 2 else classes)
-        mean, scale = x.mean(0), np.sqrt(x.var(0).mean())
-        reference = LogisticRegression(C=1.0, max_iter=300).fit((x - mean) / scale, y)
-        new = rng.normal(size=(20, 300))
-        np.testing.assert_allclose(head.predict_proba(new), reference.predict_proba((new - mean) / scale), atol=1e-3)
 
 
 def test_a_better_score_replaces_the_start_only_beyond_fold_to_fold_noise():

@@ -1,8 +1,7 @@
 """Heads fitted on cached features, and their cross-validated score.
 
     fit_linear       the linear head: an L2-penalised logistic regression, fitted exactly (scikit-learn, L-BFGS);
-                     its weights go straight into the classifier's Dense layer. With more features than
-                     images it is fitted in the span of the images (the same optimum, a fraction of the work)
+                     its weights go straight into the classifier's Dense layer
     fit_dense        the Keras head (dropout, optional hidden layer, Adam or AdamW) on arrays
     cross_validate   a head recipe scored on stratified, group-aware folds: accuracy and log loss
 
@@ -55,33 +54,15 @@ def fit_linear(features: np.ndarray, y: np.ndarray, num_classes: int, l2: float 
         bias = np.full(num_classes, -30.0)
         bias[present[0]] = 0.0
         return LinearHead(mean, variance, kernel, bias)
-    basis = _span(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # L-BFGS stopping at max_iter is still a usable fit
-        model = LogisticRegression(C=1.0 / l2, max_iter=LINEAR_MAX_ITER, class_weight=class_weight).fit(
-            x if basis is None else x @ basis, y)
-    coef = model.coef_.T if basis is None else basis @ model.coef_.T  # (D, 1 or classes present)
+        model = LogisticRegression(C=1.0 / l2, max_iter=LINEAR_MAX_ITER, class_weight=class_weight).fit(x, y)
     if num_classes == 2:
-        return LinearHead(mean, variance, coef.copy(), model.intercept_.copy())
+        return LinearHead(mean, variance, model.coef_.T.copy(), model.intercept_.copy())
     kernel, bias = np.zeros((x.shape[1], num_classes)), np.full(num_classes, -30.0)  # absent classes: never
-    kernel[:, model.classes_] = coef
+    kernel[:, model.classes_] = model.coef_.T
     bias[model.classes_] = model.intercept_
     return LinearHead(mean, variance, kernel, bias)
-
-
-def _span(x: np.ndarray) -> np.ndarray | None:
-    """An orthonormal basis (D, R) of the span of the rows of `x` (N, D) when N < D, else None.
-
-    The L2-penalised loss depends on the weights only through x @ w and |w|^2, so its optimum lies in the
-    span of the rows (the representer theorem): fitting coefficients b on x @ basis, with w = basis @ b and
-    |w| = |b|, is the same problem in R <= N coordinates, and L-BFGS takes the same steps in them. From the
-    eigenvectors of the N x N Gram matrix: about N^2 D work, against D per image and class on each of up
-    to LINEAR_MAX_ITER iterations in the full space."""
-    if x.shape[1] <= x.shape[0]:
-        return None
-    values, vectors = np.linalg.eigh(x @ x.T)
-    keep = values > values.max() * 1e-10
-    return (x.T @ vectors[:, keep]) / np.sqrt(values[keep])
 
 
 @dataclass(frozen=True)
