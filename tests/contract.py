@@ -37,6 +37,10 @@ def check_run_folder(run: Path) -> dict:
     assert task in ("binary", "multiclass", "multilabel") and len(classes) >= 2 and len(set(classes)) == len(classes)
     if "calibration" in labels:  # the temperature already folded into the model's output layer: a record
         assert labels["calibration"]["temperature"] > 0
+    if "sets" in labels:  # prediction sets: the held-out scores their thresholds come from, sorted
+        sets = labels["sets"]
+        assert task != "multilabel" and 0 < sets["coverage"] < 1 and sets["score"] in ("lac", "aps")
+        assert len(sets["scores"]) == sets["images"] > 0 and sets["scores"] == sorted(sets["scores"])
     thresholds = labels.get("thresholds", {})
     assert (task == "multilabel" or not thresholds) and set(thresholds) <= set(classes)
     assert all(0 < t < 1 for t in thresholds.values())

@@ -50,9 +50,10 @@ def test_messy_dataset_trains_and_the_run_lists_each_skipped_file(tmp_path):
     proc = run_cli("predict", str(tmp_path / "run"), str(data / "blue" / "blue_01.jpg"), "--csv", "--top", "2")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert lines[0] == "path,rank,label,probability,unknown,ood_score,labels,error" and len(lines) == 3
+    assert lines[0] == "path,rank,label,probability,unknown,ood_score,labels,set,error" and len(lines) == 3
     row = lines[1].split(",")
     assert row[4] in ("true", "false") and float(row[5]) >= 0  # the run's "none of these" on every row
+    assert row[7] and set(row[7].split(";")) <= {"blue", "red"}  # and its prediction set
 
 
 def test_version_and_short_help():

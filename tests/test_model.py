@@ -26,7 +26,7 @@ def test_the_run_folder_keeps_its_contract(tiny):
     result, _ = tiny
     labels = check_run_folder(result.run)
     assert (labels["classes"], labels["task"]) == (["blue", "red"], "binary")
-    assert set(labels) == {"classes", "task", "calibration", "ood"}  # the temperature in the model; the threshold
+    assert set(labels) == {"classes", "task", "calibration", "ood", "sets"}  # the temperature in the model; the threshold
 
 
 def test_a_loaded_run_answers_500_images_and_loads_its_model_once(tiny, tmp_path):

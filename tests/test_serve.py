@@ -124,7 +124,7 @@ def test_the_web_page_says_none_of_these_for_a_photo_unlike_the_training_photos(
                                                    ("file", (flower.name, flower.read_bytes(), "image/jpeg"))],
                          timeout=60).json()["predictions"]
     assert answers[0]["unknown"] is True and answers[0]["ood_score"] > answers[1]["ood_score"]
-    shown = {}
+    shown, sets = {}, {}
     with headless_chromium() as browser:
         page = browser.new_page()
         page.goto(url)
@@ -133,10 +133,13 @@ def test_the_web_page_says_none_of_these_for_a_photo_unlike_the_training_photos(
             page.set_input_files("#file", str(image))
             page.wait_for_selector(f"#name:has-text('{image.name}')")
             page.wait_for_selector("#results .row")
-            banner = page.locator("#unknown")
+            banner, told = page.locator("#unknown"), page.locator("#set")
             shown[image] = banner.inner_text() if banner.is_visible() else None
-    assert shown[odd].startswith("None of these")
+            sets[image] = told.inner_text() if told.is_visible() else None
+    assert shown[odd].startswith("None of these") and sets[odd] is None
     assert (shown[flower] is not None) == answers[1]["unknown"]  # shown exactly when the API says unknown
+    if not answers[1]["unknown"]:  # "roses or tulips": the API's prediction set, most probable first
+        assert sets[flower] == "Prediction set: " + " or ".join(answers[1]["set"])
 
 
 def test_serve_refuses_a_missing_run_and_a_busy_port_in_one_sentence(server, tmp_path):

@@ -53,6 +53,7 @@ class RunContents:
     dataset: dict  # Dataset.summary()
     calibration: dict | None = None  # the temperature folded into the model, and multi-label thresholds
     ood: dict | None = None  # the OOD score's threshold (training/ood.py), when the model answers one
+    sets: dict | None = None  # prediction sets (training/sets.py): the held-out scores their thresholds come from
 
 
 class RunFolder:
@@ -105,7 +106,8 @@ class RunFolder:
         self.write_json("labels.json", {"classes": contents.classes, "task": contents.task,
                                          **labels_calibration(contents.calibration),
                                          **({"ood": {k: contents.ood[k] for k in ("score", "threshold", "keep")}}
-                                            if contents.ood else {})})
+                                            if contents.ood else {}),
+                                         **({"sets": contents.sets} if contents.sets else {})})
         self.write_json("config.json", {**contents.settings, "resolved": contents.resolved, "versions": versions()})
         self.write_rows("history.csv", contents.history)
         self.write_rows("manifest.csv", contents.manifest, columns=["path", "label", "split", "sha256", "group"])
@@ -179,6 +181,11 @@ class RunFolder:
         """The OOD score above which an image is "none of these" (labels.json); None: the model has no score."""
         ood = self.read_json("labels.json").get("ood") or {}
         return ood.get("threshold")
+
+    @property
+    def sets(self) -> dict | None:
+        """The prediction sets' record (labels.json; evaluation/conformal.py); None: the run answers no sets."""
+        return self.read_json("labels.json").get("sets")
 
     @property
     def config(self) -> dict:

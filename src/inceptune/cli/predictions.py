@@ -12,7 +12,7 @@ import typer
 
 import inceptune
 from inceptune import console
-from inceptune.cli.options import BatchOpt, RayAddressOpt, RuntimeOpt, TtaOpt, UnsafeOpt, WeightsOpt
+from inceptune.cli.options import BatchOpt, CoverageOpt, RayAddressOpt, RuntimeOpt, TtaOpt, UnsafeOpt, WeightsOpt
 from inceptune.errors import UserError
 from inceptune.inference.runtimes import DEFAULT_RUNTIME
 from inceptune.settings import DEFAULTS
@@ -31,10 +31,11 @@ def predict(
     runtime: RuntimeOpt = DEFAULT_RUNTIME,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data with a pool of model actors) for a run folder.")] = "local",
     ray_address: RayAddressOpt = None,
+    coverage: CoverageOpt = None,
 ) -> None:
     """Rank classes for images with a trained run, or with ImageNet's classifier."""
     results = inceptune.predict(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime,
-                                weights=weights, engine=engine, ray_address=ray_address)
+                                weights=weights, engine=engine, ray_address=ray_address, coverage=coverage)
     _print_predictions(results, as_json, as_csv)
     if all("error" in r for r in results):
         raise UserError("None of the images could be read.")
@@ -48,9 +49,11 @@ def evaluate(
     batch_size: BatchOpt = DEFAULTS["batch_size"],
     unsafe: UnsafeOpt = False,
     runtime: RuntimeOpt = DEFAULT_RUNTIME,
+    coverage: CoverageOpt = None,
 ) -> None:
     """Metrics, plots and report.html of a run on its held-out test split or on another labelled folder."""
-    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime)
+    metrics = inceptune.evaluate(run, data, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime,
+                                 coverage=coverage)
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
@@ -69,6 +72,13 @@ def evaluate(
     for name in SCALARS:
         ci = intervals.get(name)
         print(f"{name:<18} {_fmt(metrics[name])}" + (f"  [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+    sets = metrics.get("sets")
+    if sets:
+        low, high = sets["coverage_ci95"]
+        size = sets["mean_size_ci95"]
+        print(f"prediction sets ({sets['coverage_target']:.0%} asked, {sets['score']} score): the true class in "
+              f"{sets['coverage']:.1%} of the sets [{low:.1%}, {high:.1%}], mean size {sets['mean_size']:.2f}"
+              + (f" [{size[0]:.2f}, {size[1]:.2f}]" if size else ""))
     print(f"plots and report.html: {Path(metrics.get('report', run))}")
 
 
@@ -98,17 +108,19 @@ UNKNOWN = "none of these"  # what every output says for an image unlike the run'
 
 def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None:
     """Each image's answer: its verdict ("none of these" when the OOD score is above the run's threshold, a
-    multi-label run's labels at their thresholds) first, then the ranked classes, in text, JSON or CSV alike."""
+    multi-label run's labels at their thresholds, else the prediction set: "roses or tulips") first, then the
+    ranked classes, in text, JSON or CSV alike."""
     if as_json:
         print(json.dumps(results, indent=2))
     elif as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["path", "rank", "label", "probability", "unknown", "ood_score", "labels", "error"])
+        writer.writerow(["path", "rank", "label", "probability", "unknown", "ood_score", "labels", "set", "error"])
         for r in results:
             if "error" in r:
-                writer.writerow([r["path"], "", "", "", "", "", "", r["error"]])
+                writer.writerow([r["path"], "", "", "", "", "", "", "", r["error"]])
             verdict = ["" if "unknown" not in r else str(r["unknown"]).lower(),
-                       "" if "ood_score" not in r else f"{r['ood_score']:.6f}", ";".join(r.get("labels", []))]
+                       "" if "ood_score" not in r else f"{r['ood_score']:.6f}", ";".join(r.get("labels", [])),
+                       ";".join(r.get("set", []))]
             for rank, t in enumerate(r.get("top", []), 1):
                 writer.writerow([r["path"], rank, t["label"], f"{t['probability']:.6f}", *verdict, ""])
     else:
@@ -122,5 +134,7 @@ def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None
                       f"closest: {ranked}")
             elif "labels" in r:
                 print(f"{r['path']}: labels {', '.join(r['labels']) or '(none at their thresholds)'}; {ranked}")
+            elif "set" in r:
+                print(f"{r['path']}: {' or '.join(r['set'])}; {ranked}")
             else:
                 print(f"{r['path']}: {ranked}")

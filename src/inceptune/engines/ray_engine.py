@@ -139,14 +139,18 @@ def _require_ray() -> None:
 
 
 def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int = DEFAULTS["batch_size"], address: str | None = None,
-                     unsafe: bool = False, tta: int = 1, runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+                     unsafe: bool = False, tta: int = 1, runtime: str = DEFAULT_RUNTIME,
+                     coverage: float | None = None) -> list[dict]:
     """`predict` for a run folder on Ray: the same result dicts, in input order (each actor loads the run once)."""
+    from inceptune.evaluation.conformal import check_coverage, prediction_sets
     from inceptune.inference.ranking import answer
     from inceptune.runs import RunFolder
 
     _require_ray()
     folder = RunFolder.open(run)
     classes, image_size, thresholds, ood = folder.classes, folder.image_size, folder.thresholds, folder.ood_threshold
+    check_coverage(coverage)
+    sets = None if folder.task == "multilabel" else folder.sets
     items = [{"key": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
@@ -157,7 +161,9 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            results[int(index)] = {"path": str(path), **answer(classes, probs[:-1], top, thresholds, (float(probs[-1]), ood))}
+            in_set = None if sets is None else prediction_sets(probs[None, :-1], sets, coverage)[0]
+            results[int(index)] = {"path": str(path), **answer(classes, probs[:-1], top, thresholds,
+                                                               (float(probs[-1]), ood), in_set)}
     return results
 
 

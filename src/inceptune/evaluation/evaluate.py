@@ -25,6 +25,7 @@ from inceptune.data.scan import ImageRecord, scan_dataset
 from inceptune.errors import UserError
 from inceptune.evaluation import plots
 from inceptune.evaluation.calibration import at_temperature
+from inceptune.evaluation.conformal import prediction_sets, set_summary
 from inceptune.evaluation.metrics import as_probabilities, calibration, classification_metrics
 from inceptune.evaluation.predictions import write_predictions
 from inceptune.evaluation.report import write_report
@@ -69,12 +70,14 @@ def labelled_records(data: str, classes: list[str]) -> list[ImageRecord]:
 def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str], probs: np.ndarray, *,
                      folder: RunFolder, source: str, extra: dict | None = None,
                      images: np.ndarray | None = None, recipe: list[tuple[str, str]] = (),
-                     ood_scores: np.ndarray | None = None, ood_threshold: float | None = None) -> dict:
+                     ood_scores: np.ndarray | None = None, ood_threshold: float | None = None,
+                     coverage: float | None = None) -> dict:
     """Metrics, predictions.csv, evaluation.json, the plots and report.html for predictions `probs` of `records`.
 
     With `ood_scores` (the model's OOD score of each record) and the run's OOD threshold, the share of these
     labelled, in-distribution images the model would answer "none of these" for (at `ood_threshold`: the
-    runtime's that answered, by default the run's).
+    runtime's that answered, by default the run's). With the run's prediction sets (labels.json), their
+    realised coverage and mean size at `coverage` (by default the run's), each with its interval.
 
     A calibrated run (a temperature in labels.json) is also measured as it was before calibration: the
     probabilities at temperature 1 / T are exactly the uncalibrated model's.
@@ -89,6 +92,10 @@ def write_evaluation(target: Path, records: list[ImageRecord], classes: list[str
         metrics["ood"] = {"threshold": threshold, "unknown": int(unknown.sum()),
                           "unknown_share": float(unknown.mean()),
                           "meaning": "images of the model's own classes answered 'none of these' (rejected)"}
+    sets = folder.sets
+    if sets is not None and folder.task != "multilabel":
+        metrics["sets"] = set_summary(prediction_sets(probs, sets, coverage), y_true,
+                                      sets["coverage"] if coverage is None else coverage, sets["score"])
     temperature = folder.temperature
     if temperature is not None:
         before, bins = calibration(y_true, at_temperature(as_probabilities(probs), 1.0 / temperature))

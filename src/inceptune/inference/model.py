@@ -26,6 +26,7 @@ from inceptune import console
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.errors import ImageError, UserError
+from inceptune.evaluation.conformal import check_coverage, prediction_sets
 from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
 from inceptune.inference.gradcam import GradCam
 from inceptune.inference.inputs import expand_inputs
@@ -61,6 +62,7 @@ class TrainedModel:
         self.task = self.folder.task
         self.thresholds = self.folder.thresholds  # a multi-label run's, per label; None for one label per image
         self.ood_threshold = self.folder.ood_threshold  # above it, "none of these"; None: the model has no score
+        self.sets = None if self.folder.task == "multilabel" else self.folder.sets  # None: no prediction sets
         self.image_size = self.folder.image_size
         self._unsafe, self._keras, self._gradcams = unsafe, None, {}
         chosen = find_runtime(self.folder.path, runtime)
@@ -122,9 +124,11 @@ class TrainedModel:
             probs = self.infer(pixels, tta)
         return np.column_stack([probs, np.full(len(probs), np.nan) if ood is None else ood])
 
-    def describe(self, row: np.ndarray, top: int) -> dict:
-        """One `infer_scored` row as the answer `predict` and `serve` give."""
-        return answer(self.classes, row[:-1], top, self.thresholds, (float(row[-1]), self.ood_threshold))
+    def describe(self, row: np.ndarray, top: int, coverage: float | None = None) -> dict:
+        """One `infer_scored` row as the answer `predict` and `serve` give (the prediction set at `coverage`,
+        by default the run's)."""
+        in_set = None if self.sets is None else prediction_sets(row[None, :-1], self.sets, coverage)[0]
+        return answer(self.classes, row[:-1], top, self.thresholds, (float(row[-1]), self.ood_threshold), in_set)
 
     def predict_proba(self, inputs, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> Probabilities:
         """Probabilities of image files and folders; the inputs that could not be read are in `failed`."""
@@ -134,13 +138,17 @@ class TrainedModel:
         values = np.array([r["p"][:-1] for r in read], dtype=np.float64).reshape(len(read), len(self.classes))
         return Probabilities([r["path"] for r in read], values, {r["path"]: r["error"] for r in rows if "error" in r})
 
-    def predict(self, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> list[dict]:
+    def predict(self, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1,
+                coverage: float | None = None) -> list[dict]:
         """One dict per image, in input order: `path`, `top` (a list of `{"label", "probability"}`),
         `probabilities` (every class), `labels` (multi-label: every label at or above its threshold, labels.json's), `unknown` and `ood_score`
-        (when the run has an OOD score: unknown is "none of these"), or `error`."""
+        (when the run has an OOD score: unknown is "none of these"), `set` (the prediction set: the classes that
+        hold the true one for `coverage` of photos like the run's, by default the coverage it was trained
+        for; when the run has sets), or `error`."""
+        check_coverage(coverage)
         paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs])
         return run_batches(paths, self.image_size, batch_size, lambda x: self.infer_scored(x, tta),
-                           lambda row: self.describe(row, top))
+                           lambda row: self.describe(row, top, coverage))
 
     def explain(self, image, class_name: str | None = None, block: str = "mixed10") -> dict:
         """Grad-CAM of one image (a path or RGB pixels): `heatmap` (H, W) in [0, 1] at the image's size,
@@ -159,8 +167,11 @@ class TrainedModel:
         return {"class": self.classes[index], "probability": float(probs[index]), "heatmap": heatmap,
                 "probabilities": {c: float(p) for c, p in zip(self.classes, probs)}}
 
-    def evaluate(self, data: str | None = None, split: str = "test", batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> dict:
-        """Metrics (scikit-learn), plots and a report on the run's `split`, or on a folder of the same classes."""
+    def evaluate(self, data: str | None = None, split: str = "test", batch_size: int = DEFAULTS["batch_size"], tta: int = 1,
+                 coverage: float | None = None) -> dict:
+        """Metrics (scikit-learn), plots and a report on the run's `split`, or on a folder of the same classes;
+        with prediction sets, their realised coverage and mean size (at `coverage`, by default the run's)."""
+        check_coverage(coverage)
         records, source, target = evaluation_records(self.folder, data, split)
         rows = self._rows([r.path for r in records], batch_size, tta)  # one row per record, in order
         kept = [(record, row["p"]) for record, row in zip(records, rows) if "error" not in row]
@@ -170,7 +181,7 @@ class TrainedModel:
         ood = None if self.ood_threshold is None else scored[:, -1]
         metrics = write_evaluation(target, [r for r, _ in kept], self.classes, scored[:, :-1],
                                    folder=self.folder, source=source, ood_scores=ood, ood_threshold=self.ood_threshold,
-                                   extra={"tta": tta, "runtime": self.runtime,
+                                   coverage=coverage, extra={"tta": tta, "runtime": self.runtime,
                                           "unreadable": [row["path"] for row in rows if "error" in row]})
         if data is None and split == "test" and tta == 1 and self.runtime != "keras":
             self._say_if_unlike_the_run(metrics)
@@ -225,22 +236,22 @@ def recent(run: str, runtime: str = DEFAULT_RUNTIME, unsafe: bool = False) -> Tr
 
 
 def predict(run: str, inputs, top: int = 5, batch_size: int = DEFAULTS["batch_size"], tta: int = 1, unsafe: bool = False,
-            runtime: str = DEFAULT_RUNTIME) -> list[dict]:
+            runtime: str = DEFAULT_RUNTIME, coverage: float | None = None) -> list[dict]:
     """Classify images with the model of a run folder; see `TrainedModel.predict`.
 
     Examples:
         >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
         [{'path': 'cat.jpg', 'top': [{'label': 'cats', 'probability': 0.97}, ...], ...}]
     """
-    return recent(run, runtime, unsafe).predict(inputs, top=top, batch_size=batch_size, tta=tta)
+    return recent(run, runtime, unsafe).predict(inputs, top=top, batch_size=batch_size, tta=tta, coverage=coverage)
 
 
 def evaluate(run: str, data: str | None = None, split: str = "test", batch_size: int = DEFAULTS["batch_size"], tta: int = 1,
-             unsafe: bool = False, runtime: str = DEFAULT_RUNTIME) -> dict:
+             unsafe: bool = False, runtime: str = DEFAULT_RUNTIME, coverage: float | None = None) -> dict:
     """Metrics of a run's model on its held-out `split` or on a labelled folder; see `TrainedModel.evaluate`.
 
     Examples:
         >>> m = inceptune.evaluate("runs/flowers")
         >>> m["accuracy"], m["roc_auc"], m["confusion_matrix"]
     """
-    return recent(run, runtime, unsafe).evaluate(data, split=split, batch_size=batch_size, tta=tta)
+    return recent(run, runtime, unsafe).evaluate(data, split=split, batch_size=batch_size, tta=tta, coverage=coverage)

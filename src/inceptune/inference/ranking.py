@@ -18,12 +18,15 @@ def rank_classes(classes: list[str], probs: np.ndarray, top: int) -> dict:
 
 
 def answer(classes: list[str], probs: np.ndarray, top: int, thresholds: list[float] | None,
-           ood: tuple[float, float | None] | None = None) -> dict:
+           ood: tuple[float, float | None] | None = None, in_set: np.ndarray | None = None) -> dict:
     """One image's answer, the same wherever it is asked: the ranked `top` and every class's probability;
     for a multi-label run (`thresholds`: one per label, RunFolder.thresholds) the `labels` at or above
     their thresholds; with `ood` (the image's OOD score, the run's threshold), `unknown` ("none of these")
-    and `ood_score`."""
+    and `ood_score`; with `in_set` (a boolean per class: evaluation/conformal.py), the prediction `set`,
+    most probable first."""
     result = rank_classes(classes, probs, top)
+    if in_set is not None:
+        result["set"] = [classes[i] for i in np.argsort(-probs, kind="stable") if in_set[i]]
     if thresholds is not None:  # independent yes/no answers
         result["labels"] = [c for c, p, t in zip(classes, probs, thresholds) if p >= t]
     if ood is not None and ood[1] is not None and not np.isnan(ood[0]):

@@ -43,6 +43,7 @@ HEADS = ("dense", "linear")
 CALIBRATIONS = ("auto", "none")
 EXPORTS = ("auto", "none")
 EXTRACT_RUNTIMES = ("auto", "keras", "openvino")
+SET_SCORES = ("auto", "lac", "aps")  # prediction sets' scores (evaluation/conformal.py)
 
 ONLY_PRETRAINED = {"recipes": (PRETRAINED,)}
 ONLY_SCRATCH = {"recipes": (SCRATCH,)}
@@ -105,6 +106,14 @@ class Recipe:
     ood: bool = setting(True, "Add a 'none of these' score to the model (its second output): the distance to the "
                               "nearest training image's features, with a threshold that keeps 95% of val known.",
                         **ONLY_PRETRAINED)
+    coverage: float = setting(0.9, "Prediction sets: the share of photos whose set of classes holds the true one "
+                                   "(split conformal, fitted on the held-out val split; 'rose or tulip'). 0: no "
+                                   "sets.", low=0.0, high=1.0, high_open=True, **ONLY_PRETRAINED)
+    set_score: str = setting("auto", "The prediction sets' score: lac (the classes above one probability), aps "
+                                     "(adaptive: larger sets for harder photos), or auto (whichever gives smaller "
+                                     "sets on val).", choices=SET_SCORES, **ONLY_PRETRAINED)
+    set_by_class: bool = setting(False, "Prediction sets whose coverage holds for each class (a threshold per "
+                                        "class; for imbalanced data).", **ONLY_PRETRAINED)
     weights: str = setting("imagenet", "imagenet (Keras' file, or the file named by INCEPTUNE_WEIGHTS), none, or "
                                        "a PATH to a weights file.", kind="path")
     from_model: str | None = setting(None, "Continue from a saved model: a run folder, a .keras file or a legacy "

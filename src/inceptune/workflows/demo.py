@@ -68,8 +68,9 @@ def demo(out: str = "runs/demo", weights: str = "imagenet", image_size: int = 15
         console.warn(f"{exc} The demo goes on with random weights, which shows the workflow but not the accuracy "
                      "that pretrained weights give.")
         weights = "none"
+    # Random weights give no pretrained features for the recipe search to choose among: the recipe as given.
     result = train(str(data), out=str(out_path / "run"), weights=weights, image_size=image_size,
-                   epochs=30, fine_tune_epochs=3, overwrite=True)
+                   epochs=30, fine_tune_epochs=3, overwrite=True, **({"search": "none"} if weights == "none" else {}))
     model = load(str(result.run))
     metrics = model.evaluate()
     low, high = (metrics.get("ci95") or {}).get("accuracy", (float("nan"), float("nan")))

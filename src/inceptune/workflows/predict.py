@@ -25,7 +25,7 @@ ENGINES = ("local", "ray")
 
 def predict(model: str | os.PathLike, inputs: list[str] | str, top: int = 5, batch_size: int = DEFAULTS["batch_size"],
             tta: int = 1, unsafe: bool = False, runtime: str = DEFAULT_RUNTIME, weights: str | None = None,
-            engine: str = "local", ray_address: str | None = None) -> list[dict]:
+            engine: str = "local", ray_address: str | None = None, coverage: float | None = None) -> list[dict]:
     """Rank classes for images (files and/or folders) with a run folder, a fit-features model folder, or
     "imagenet" for ImageNet's 1000 classes; one dict per image, in input order (an unreadable one: its error).
 
@@ -39,6 +39,7 @@ def predict(model: str | os.PathLike, inputs: list[str] | str, top: int = 5, bat
             the file the features were made with).
         engine: local, or ray (Ray Data with a pool of model actors) for a run folder.
         ray_address: the Ray cluster to join (default: $RAY_ADDRESS, else a local one is started).
+        coverage: a run folder's prediction sets at this coverage (default: the one it was trained for).
 
     Examples:
         >>> inceptune.predict("runs/photos", ["cat.jpg"], top=2)
@@ -52,10 +53,11 @@ def predict(model: str | os.PathLike, inputs: list[str] | str, top: int = 5, bat
     if engine == "ray":
         paths = expand_inputs([inputs] if isinstance(inputs, str) else list(inputs))
         return predict_with_ray(model, paths, top=top, batch_size=batch_size, address=ray_address, unsafe=unsafe,
-                                tta=tta, runtime=runtime)
+                                tta=tta, runtime=runtime, coverage=coverage)
     if engine not in ENGINES:
         raise UserError(f"--engine must be local or ray, got {engine}.")
     if is_features_model(model):
         return predict_with_features_model(model, inputs, top=top, batch_size=batch_size,
                                            weights=None if weights == "imagenet" else weights)
-    return predict_with_run(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime)
+    return predict_with_run(model, inputs, top=top, batch_size=batch_size, tta=tta, unsafe=unsafe, runtime=runtime,
+                            coverage=coverage)

@@ -36,6 +36,11 @@ def say_results(run: Path, metrics: dict) -> None:
             if split in baseline:
                 line += f"; logistic regression on mixed10 features: {baseline[split]['accuracy']:.4f}"
             console.info(line)
+    held = (metrics.get("sets") or {}).get("test")
+    if held:
+        low, high = held["coverage_ci95"]
+        console.info(f"test: prediction sets ({held['coverage_target']:.0%} asked) hold the true class for "
+                     f"{held['coverage']:.1%} (95% CI {low:.1%}-{high:.1%}), mean size {held['mean_size']:.2f}")
     console.info(f"Saved the model, report.html and plots in {run}/")
 
 

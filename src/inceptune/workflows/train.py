@@ -28,6 +28,7 @@ from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.tracking import check_tracker, log_run
 from inceptune.training.calibrate import calibrate, thresholds_of
+from inceptune.training.sets import fit_prediction_sets
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
 from inceptune.training.extraction import extract_views
@@ -102,6 +103,7 @@ class Trainer:
         s, classifier = fit.settings, fit.classifier
         calibration = calibrate(fit, s)  # folded into the final model: test answers below are calibrated
         thresholds = thresholds_of(calibration, dataset.classes)
+        sets = fit_prediction_sets(fit, s, calibration)  # "rose or tulip", at the coverage asked for
         ood = fit_ood(fit, s)  # "none of these": the saved model's second output
 
         # === Scores of every held-out split, then the run folder ===
@@ -113,16 +115,17 @@ class Trainer:
                    if split in probabilities else None for split in ("val", "test")}
         metrics.update(self._timings(extraction, views.stats, views.summary, fit.first))
         metrics.update(search=fit.search, refit=fit.refit, baseline=baseline_scores(dataset, cache, bool(fit.refit)),
-                       calibration=calibration, ood=ood.record if ood else None)
+                       calibration=calibration, ood=ood.record if ood else None,
+                       sets={k: v for k, v in sets.items() if k not in ("scores", "score_classes")} if sets else None)
         contents = RunContents(classifier.model if ood is None else classifier.with_ood(ood.branch), dataset.classes,
                                task(dataset, classifier.binary), s.as_dict(),
                                {"image_size": s.recipe.image_size, "weights": weights.describe(),
                                 "weights_fingerprint": weights.fingerprint, **source},
                                fit.first.history, manifest_rows(dataset), dataset.summary(), calibration,
-                               ood.record if ood else None)
+                               ood.record if ood else None, sets)
         run.write_finished(contents, metrics, lambda: self._report(run, dataset, fit.held, probabilities,
                                                                      recipe_rows(metrics), calibration, thresholds,
-                                                                     ood))
+                                                                     ood, metrics["sets"]))
         checkpoint.clear()
         say_results(run.path, metrics)
         if s.run.export == "auto":
@@ -161,10 +164,11 @@ class Trainer:
 
     @staticmethod
     def _report(run: RunFolder, dataset: Dataset, splits: SplitData, probabilities: dict,
-                recipe: list[tuple[str, str]], calibration: dict | None, thresholds, ood: OodBranch | None
-                ) -> dict | None:
+                recipe: list[tuple[str, str]], calibration: dict | None, thresholds, ood: OodBranch | None,
+                sets: dict | None = None) -> dict | None:
         """Metrics, plots and report.html of the held-out split (test, else val), from the cached features;
-        with a calibration, that split's ECE before and after it joins metrics.json's record."""
+        with a calibration, that split's ECE before and after it joins metrics.json's record, and with
+        prediction sets (`sets`: their record in metrics.json), the test split's coverage and set sizes."""
         split = "test" if "test" in probabilities else "val" if "val" in probabilities else None
         if split is None:
             return None
@@ -182,12 +186,14 @@ class Trainer:
         evaluation = write_evaluation(run.path, records, dataset.classes, probs, folder=run,
                                       source=f"the {split} split", recipe=recipe,
                                       ood_scores=ood.scores(split) if ood else None)
+        out = {"report": {"split": split}}
+        if split == "test" and evaluation.get("sets") and sets:  # the coverage the saved model gives, held out
+            out["sets"] = {**sets, "test": evaluation["sets"]}
         measured = evaluation.get("calibration")
         if split == "test" and measured and calibration:
-            calibration = {**calibration, "test_ece_before": measured["ece_before"],
-                           "test_ece_after": measured["ece_after"]}
-            return {"report": {"split": split}, "calibration": calibration}
-        return {"report": {"split": split}}
+            out["calibration"] = {**calibration, "test_ece_before": measured["ece_before"],
+                                  "test_ece_after": measured["ece_after"]}
+        return out
 
 
 def task(dataset: Dataset, binary: bool) -> str:
