@@ -1,10 +1,13 @@
-"""A fitted recipe calibrated on its held-out val split (evaluation/calibration.py).
+"""A fitted recipe calibrated on its held-out val split (evaluation/calibration.py, evaluation/conformal.py).
 
     the first fit's val probabilities (held out) -> a temperature, folded into the final model's output layer
         -> multi-label: a threshold per label, chosen on the calibrated val probabilities
+        -> single-label: prediction sets (split conformal) on the calibrated val probabilities, which
+           labels.json keeps and `predict`, `evaluate`, `serve` and `inceptune.load` answer from
 
 With a refit, the temperature fitted on the first fit's val answers is folded into the refit, which saw val:
-its own val answers are not held out. `train` and `cv` both call it, so cv measures what train saves.
+its own val answers are not held out. The same holds for the sets' threshold: the test split measures the
+coverage the saved model really gives. `train` and `cv` both call it, so cv measures what train saves.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 
 from inceptune import console
 from inceptune.evaluation.calibration import at_temperature, best_thresholds, fit_temperature
+from inceptune.evaluation.conformal import fit_sets, thresholds as set_thresholds
 from inceptune.evaluation.metrics import calibration as expected_calibration_error
 from inceptune.settings import Settings
 from inceptune.training.recipe import FittedRecipe
@@ -52,3 +56,27 @@ def thresholds_of(record: dict | None, classes: list[str]) -> np.ndarray | None:
     if not record or not record.get("thresholds"):
         return None
     return np.array([record["thresholds"][c] for c in classes])
+
+
+def fit_prediction_sets(fit: FittedRecipe, s: Settings, calibration: dict | None) -> dict | None:
+    """The sets' record, or None: --coverage 0, a multi-label run (its labels are already a set), no val split."""
+    if not s.recipe.coverage or fit.classifier.multilabel:
+        return None
+    if fit.val is None:
+        console.info("Prediction sets skipped: there is no val split to fit them on.")
+        return None
+    probs = fit.val
+    if calibration and calibration.get("temperature"):
+        probs = at_temperature(probs, calibration["temperature"])
+    record = fit_sets(probs, fit.held.targets("val"), s.recipe.coverage, s.recipe.set_score, s.recipe.set_by_class,
+                      s.data.seed, fitted_on=FITTED_ON)
+    sizes = record.get("chosen_by", {}).get("mean_set_size_on_halves")
+    console.info(f"Prediction sets: {record['coverage']:.0%} coverage, {record['score']} score"
+                 + (" per class" if record["by_class"] else "") + f", fitted on {record['images']} val images"
+                 + (f" (mean set size on val halves: " + ", ".join(f"{k} {v:.2f}" for k, v in sizes.items()) + ")"
+                    if sizes else "") + ".")
+    if not (set_thresholds(record, probs.shape[1]) < float("inf")).all():
+        console.warn(f"val has too few images for {record['coverage']:.0%} prediction sets"
+                     + (" of every class" if record["by_class"] else "") + ": those sets hold every class. A larger "
+                     "val split or a lower --coverage gives informative sets.")
+    return record

@@ -27,8 +27,7 @@ from inceptune.features.extract import ExtractionStats
 from inceptune.runs import RunContents, RunFolder
 from inceptune.settings import Settings, documented, resolve
 from inceptune.tracking import check_tracker, log_run
-from inceptune.training.calibrate import calibrate, thresholds_of
-from inceptune.training.sets import fit_prediction_sets
+from inceptune.training.calibrate import calibrate, fit_prediction_sets, thresholds_of
 from inceptune.training.checkpoint import Checkpoint
 from inceptune.training.class_weights import class_weights
 from inceptune.training.extraction import extract_views
