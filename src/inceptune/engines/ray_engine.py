@@ -142,7 +142,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
                      unsafe: bool = False, tta: int = 1, runtime: str = DEFAULT_RUNTIME,
                      coverage: float | None = None) -> list[dict]:
     """`predict` for a run folder on Ray: the same result dicts, in input order (each actor loads the run once)."""
-    from inceptune.evaluation.conformal import check_coverage, prediction_sets
+    from inceptune.evaluation.conformal import check_coverage, sets_at, thresholds as set_thresholds
     from inceptune.inference.ranking import answer
     from inceptune.runs import RunFolder
 
@@ -151,6 +151,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
     classes, image_size, thresholds, ood = folder.classes, folder.image_size, folder.thresholds, folder.ood_threshold
     check_coverage(coverage)
     sets = None if folder.task == "multilabel" else folder.sets
+    at = None if sets is None else set_thresholds(sets, len(classes), coverage)
     items = [{"key": str(i), "path": p} for i, p in enumerate(paths)]
     results: list[dict | None] = [None] * len(paths)
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
@@ -161,7 +162,7 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
-            in_set = None if sets is None else prediction_sets(probs[None, :-1], sets, coverage)[0]
+            in_set = None if sets is None else sets_at(probs[:-1], sets["score"], at)[0]
             results[int(index)] = {"path": str(path), **answer(classes, probs[:-1], top, thresholds,
                                                                (float(probs[-1]), ood), in_set)}
     return results

@@ -4,6 +4,7 @@
                      the held-out scores of the true classes (sorted; per class with by_class), the coverage
     thresholds       a record and a coverage -> the score at or below which a class joins the set
     prediction_sets  probabilities (N, K) and a record -> (N, K) booleans: each image's set
+    sets_at          the same at thresholds computed once (a server answering image after image)
     set_summary      realised coverage and mean set size of sets against true labels, with intervals
 
 The scores, each a class's nonconformity for one image:
@@ -65,10 +66,11 @@ def _true_scores(probs: np.ndarray, y: np.ndarray, score: str) -> np.ndarray:
     return class_scores(probs, score)[np.arange(len(y)), y]
 
 
-def _thresholds(true_scores: np.ndarray, y: np.ndarray, k: int, coverage: float, by_class: bool) -> np.ndarray:
-    if not by_class:
-        return np.full(k, quantile(np.sort(true_scores), coverage))
-    return np.array([quantile(np.sort(true_scores[y == c]), coverage) for c in range(k)])
+def _quantiles(scores: np.ndarray, classes: np.ndarray | None, k: int, coverage: float) -> np.ndarray:
+    """The threshold of each of `k` classes: one over all `scores`, or one per class (`classes`: each score's)."""
+    if classes is None:
+        return np.full(k, quantile(np.sort(scores), coverage))
+    return np.array([quantile(np.sort(scores[classes == c]), coverage) for c in range(k)])
 
 
 def raw_sets(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -91,8 +93,8 @@ def _mean_size_on_halves(probs: np.ndarray, y: np.ndarray, score: str, coverage:
     k = probs.shape[1]
     sizes = []
     for fit_on, score_on in (halves, halves[::-1]):
-        t = _thresholds(_true_scores(probs[fit_on], y[fit_on], score), y[fit_on], k, coverage, by_class)
-        sizes += list(_non_empty(raw_sets(class_scores(probs[score_on], score), t), probs[score_on]).sum(axis=1))
+        t = _quantiles(_true_scores(probs[fit_on], y[fit_on], score), y[fit_on] if by_class else None, k, coverage)
+        sizes += list(sets_at(probs[score_on], score, t).sum(axis=1))
     return float(np.mean(sizes))
 
 
@@ -118,19 +120,21 @@ def fit_sets(probs: np.ndarray, y: np.ndarray, coverage: float, score: str = "au
 
 def thresholds(record: dict, k: int, coverage: float | None = None) -> np.ndarray:
     """The threshold of each of the `k` classes at `coverage` (default: the record's)."""
-    coverage = record["coverage"] if coverage is None else coverage
-    scores = np.asarray(record["scores"], dtype="float64")
-    if record.get("by_class"):
-        of = np.asarray(record["score_classes"], dtype=int)
-        return np.array([quantile(scores[of == c], coverage) for c in range(k)])
-    return np.full(k, quantile(scores, coverage))
+    classes = np.asarray(record["score_classes"], dtype=int) if record.get("by_class") else None
+    return _quantiles(np.asarray(record["scores"], dtype="float64"), classes, k,
+                      record["coverage"] if coverage is None else coverage)
+
+
+def sets_at(probs: np.ndarray, score: str, at: np.ndarray) -> np.ndarray:
+    """(N, K) booleans: each image's set at the thresholds `at` (one per class), never empty."""
+    probs = np.atleast_2d(np.asarray(probs, dtype="float64"))
+    return _non_empty(raw_sets(class_scores(probs, score), at), probs)
 
 
 def prediction_sets(probs: np.ndarray, record: dict, coverage: float | None = None) -> np.ndarray:
     """(N, K) booleans: each image's prediction set at `coverage` (default: the record's), never empty."""
     probs = np.atleast_2d(np.asarray(probs, dtype="float64"))
-    t = thresholds(record, probs.shape[1], coverage)
-    return _non_empty(raw_sets(class_scores(probs, record["score"]), t), probs)
+    return sets_at(probs, record["score"], thresholds(record, probs.shape[1], coverage))
 
 
 def set_summary(sets: np.ndarray, y: np.ndarray, coverage: float, score: str) -> dict:

@@ -26,7 +26,7 @@ from inceptune import console
 from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
 from inceptune.errors import ImageError, UserError
-from inceptune.evaluation.conformal import check_coverage, prediction_sets
+from inceptune.evaluation.conformal import check_coverage, sets_at, thresholds as set_thresholds
 from inceptune.evaluation.evaluate import evaluation_records, write_evaluation
 from inceptune.inference.gradcam import GradCam
 from inceptune.inference.inputs import expand_inputs
@@ -63,6 +63,7 @@ class TrainedModel:
         self.thresholds = self.folder.thresholds  # a multi-label run's, per label; None for one label per image
         self.ood_threshold = self.folder.ood_threshold  # above it, "none of these"; None: the model has no score
         self.sets = None if self.folder.task == "multilabel" else self.folder.sets  # None: no prediction sets
+        self._set_thresholds: dict[float | None, np.ndarray] = {}  # by coverage: computed once, not per image
         self.image_size = self.folder.image_size
         self._unsafe, self._keras, self._gradcams = unsafe, None, {}
         chosen = find_runtime(self.folder.path, runtime)
@@ -127,7 +128,11 @@ class TrainedModel:
     def describe(self, row: np.ndarray, top: int, coverage: float | None = None) -> dict:
         """One `infer_scored` row as the answer `predict` and `serve` give (the prediction set at `coverage`,
         by default the run's)."""
-        in_set = None if self.sets is None else prediction_sets(row[None, :-1], self.sets, coverage)[0]
+        in_set = None
+        if self.sets is not None:
+            if coverage not in self._set_thresholds:
+                self._set_thresholds[coverage] = set_thresholds(self.sets, len(self.classes), coverage)
+            in_set = sets_at(row[:-1], self.sets["score"], self._set_thresholds[coverage])[0]
         return answer(self.classes, row[:-1], top, self.thresholds, (float(row[-1]), self.ood_threshold), in_set)
 
     def predict_proba(self, inputs, batch_size: int = DEFAULTS["batch_size"], tta: int = 1) -> Probabilities:
