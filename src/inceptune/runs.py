@@ -53,7 +53,7 @@ class RunContents:
     dataset: dict  # Dataset.summary()
     calibration: dict | None = None  # the temperature folded into the model, and multi-label thresholds
     ood: dict | None = None  # the OOD score's threshold (training/ood.py), when the model answers one
-    sets: dict | None = None  # prediction sets (training/sets.py): the held-out scores their thresholds come from
+    sets: dict | None = None  # prediction sets (training/calibrate.py): the held-out scores their thresholds come from
 
 
 class RunFolder:
