@@ -18,7 +18,7 @@ def export(
                                                         "version folder), onnx, openvino, litert, or triton (a Triton "
                                                         "model repository).")] = "onnx",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Folder for the export (default RUN/export/FORMAT[-QUANTIZE]).")] = None,
-    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino). fp16 is checked against its own tolerance; int8 ONNX and OpenVINO on the val photos' accuracy and every output.")] = None,
+    quantize: Annotated[Optional[str], typer.Option(help="fp16 or int8 (litert, onnx, openvino), or bf16 (openvino, where the CPU computes it). fp16 is checked against its own tolerance; bf16, and int8 ONNX and OpenVINO, on the val photos' accuracy and every output.")] = None,
     max_accuracy_drop: Annotated[float, typer.Option(help="int8 (ONNX, OpenVINO): the most accuracy (macro F1 for multi-label) it may lose against FP32 on the run's held-out photos, as a fraction (0.005 = half a point).")] = MAX_ACCURACY_DROP,
 ) -> None:
     """Export a run's model for another runtime; kept only if it matches Keras on the run's images (int8: only if

@@ -3,15 +3,18 @@
     model.keras -> serving_model (fixed-size pixels in: no resize layer; the head's
                    feature standardisation folded into its first Dense layer)
         -> saved_model | onnx | openvino | litert   (keras.Model.export; OpenVINO from the run's checked
-           ONNX file when there is one; the SavedModel in a TF Serving version folder, with a second
-           signature that takes encoded image files: deploy/saved_model.py)
+           ONNX file when there is one, else straight from the serving model; the SavedModel in a TF Serving
+           version folder, with a second signature that takes encoded image files: deploy/saved_model.py);
+           ONNX and OpenVINO outputs named `probabilities` and `ood_score`
+        -> the FP32 Keras model, the run's photos and Keras' answers on them loaded once for every export
+           of one `train` (deploy/reference.py)
         -> triton: a Triton model repository around the checked ONNX export (deploy/triton.py)
         -> LiteRT: the labels and the input's normalisation written into the file (deploy/litert_metadata.py)
-        -> optionally quantized (fp16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
+        -> optionally quantized (fp16 | bf16 | int8, deploy/quantize.py), from RUN/export/<format>/ when that
            is a checked FP32 export of the same model.keras (export.json records its sha256)
         -> parity on real images of the run: max |p - p_keras| <= 1e-4 (FP32; the OOD score too), same top-1
            (wherever Keras' top-1 leads by more than twice the tolerance; see quantize.py), on val and train
-           photos (never test); an int8 ONNX/OpenVINO export is checked instead on the val photos, on
+           photos (never test); a bf16 or int8 ONNX/OpenVINO export is checked instead on the val photos, on
            accuracy (a drop bound and an exact McNemar test) and on every output against Keras: top-1,
            probabilities and the "none of these" decision (deploy/accuracy.py)
         -> RUN/export/<format>[-<quantize>]/ with labels.json and export.json
@@ -38,17 +41,16 @@ import numpy as np
 
 from inceptune import console
 from inceptune.atomic import atomic_write_json
-from inceptune.data.dataset import read_manifest
-from inceptune.data.images import load_image
 from inceptune.data.pipeline import resize_image
-from inceptune.deploy.accuracy import held_out, outputs_check
+from inceptune.deploy.accuracy import outputs_check
 from inceptune.deploy.litert_metadata import add_litert_metadata, litert_description
-from inceptune.deploy.protocols import model_name
-from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_file,
-                                       quantize_int8)
+from inceptune.deploy.protocols import OOD_SCORE, PROBABILITIES, model_name
+from inceptune.deploy.quantize import (CHECKED, TOLERANCES, check_quantize, decisive, litert_options, quantize_checked,
+                                       quantize_file)
+from inceptune.deploy.reference import PARITY_IMAGES, PARITY_SPLITS, Reference, run_files
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
 from inceptune.deploy.triton import write_repository
-from inceptune.errors import ImageError, UserError
+from inceptune.errors import UserError
 from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
@@ -59,8 +61,7 @@ from inceptune.vocabulary.limits import MAX_ACCURACY_DROP
 
 FORMATS = ("saved_model", "onnx", "openvino", "litert", "triton")
 KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
-PARITY_IMAGES = 16
-PARITY_SPLITS = ("val", "train")  # never the test split: it measures the run and chooses nothing
+OUTPUT_NAMES = (PROBABILITIES, OOD_SCORE)  # an export's outputs, in model.keras' order (the OOD score when it has one)
 CALIBRATION_IMAGES = 32  # fp16 and LiteRT int8
 INT8_CALIBRATION_IMAGES = 300  # ONNX and OpenVINO int8: NNCF's default subset, from the train split
 
@@ -102,9 +103,10 @@ def _folded_dense(norm: keras.layers.Normalization, dense: keras.layers.Dense) -
 
 
 def export(run: str, fmt: str, out: str | None = None, quantize: str | None = None,
-           max_accuracy_drop: float = MAX_ACCURACY_DROP) -> dict:
-    """Export a run's model (optionally quantized: fp16 or int8) and check it on the run's images: an FP32 or fp16
-    export against Keras, an int8 one on accuracy (at most `max_accuracy_drop` lost on the held-out photos).
+           max_accuracy_drop: float = MAX_ACCURACY_DROP, reference: Reference | None = None) -> dict:
+    """Export a run's model (optionally quantized: fp16, bf16 or int8) and check it on the run's images: an FP32 or
+    fp16 export against Keras, a bf16 or int8 one on accuracy (at most `max_accuracy_drop` lost on the held-out
+    photos) and on every output. `reference` shares the loaded model and its answers between exports.
 
     Examples:
         >>> inceptune.export("runs/flowers", "onnx")
@@ -120,15 +122,14 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     if not 0 <= max_accuracy_drop < 1:
         raise UserError(f"--max-accuracy-drop is a fraction between 0 and 1 (0.005 is half a point), got "
                         f"{max_accuracy_drop}.")
-    folder = RunFolder.open(run)
+    reference = reference or Reference.open(run)
+    folder = reference.folder
     image_size = folder.image_size
-    accuracy_checked = quantize == "int8" and fmt != "litert"
-    held = held_out(folder) if accuracy_checked else None
-    if accuracy_checked and held is None:
-        raise UserError(f"The photos of {run}'s val split are not on this machine (or it has none), so an int8 "
+    checked = quantize in CHECKED and fmt != "litert"  # on the held-out photos, every output
+    if checked and reference.held is None:
+        raise UserError(f"The photos of {run}'s val split are not on this machine (or it has none), so a {quantize} "
                         "export cannot be checked; export FP32 or fp16 instead.")
-    model = folder.load_model()
-    digest = file_fingerprint(folder.model_path)
+    digest = reference.digest
     reuse = _checked_fp32(folder, fmt, digest) if quantize and fmt != "litert" else None
     via_onnx = _checked_fp32(folder, "onnx", digest) if fmt == "openvino" and reuse is None else None
     name = fmt if quantize is None else f"{fmt}-{quantize}"
@@ -137,24 +138,20 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         shutil.rmtree(target)
     target.mkdir(parents=True)
     artefact = target / FILES[fmt]
-    if accuracy_checked:
-        calibration = lambda: _run_images(folder, image_size, ("train",), INT8_CALIBRATION_IMAGES)  # noqa: E731
+    if checked:
+        calibration = lambda: reference.images(("train",), INT8_CALIBRATION_IMAGES)  # noqa: E731
     else:
-        calibration = lambda: _run_images(folder, image_size, ("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
-    start, accuracy, int8_outputs = time.perf_counter(), None, None
+        calibration = lambda: reference.images(("train", "val", "test"), CALIBRATION_IMAGES)  # noqa: E731
+    start, accuracy, checked_outputs = time.perf_counter(), None, None
     try:
         fp32 = reuse or (artefact if quantize is None or fmt == "litert" else target / "fp32" / FILES[fmt])
         if reuse is None:  # convert; a quantized variant starts from the run's checked FP32 export when there is one
             fp32.parent.mkdir(exist_ok=True)
-            if via_onnx is not None:  # OpenVINO reads the run's checked ONNX file: quick, and little memory
-                import openvino as ov
-
-                ov.save_model(ov.convert_model(str(via_onnx)), str(fp32), compress_to_fp16=False)
-            else:
-                _keras_export(serving_model(model, image_size), fmt, fp32, image_size,
-                              litert_options(quantize, calibration) if fmt == "litert" else {})
-        if fp32 != artefact and accuracy_checked:
-            accuracy, int8_outputs = quantize_int8(fmt, fp32, artefact, calibration(), held, max_accuracy_drop)
+            _convert(reference, fmt, fp32, via_onnx,
+                     litert_options(quantize, calibration) if fmt == "litert" else {})
+        if fp32 != artefact and checked:
+            accuracy, checked_outputs = quantize_checked(fmt, quantize, fp32, artefact, reference, calibration,
+                                                         max_accuracy_drop)
         elif fp32 != artefact:
             quantize_file(fmt, quantize, fp32, artefact, calibration)
         if fp32 != artefact and reuse is None:
@@ -176,20 +173,19 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
         raise UserError(f"The {name} export loses {accuracy['drop']:.2%} {accuracy['metric']} on "
                         f"{accuracy['images']} held-out photos ({accuracy['fp32']:.2%} -> {accuracy['quantized']:.2%}; "
                         f"at most {max_accuracy_drop:.2%} allowed; {test['only_fp32_right']} photos right only in FP32, "
-                        f"{test['only_quantized_right']} only in int8, McNemar p = {test['p_value']:.3g}), so it was not "
-                        "kept.")
+                        f"{test['only_quantized_right']} only in {quantize}, McNemar p = {test['p_value']:.3g}), so it "
+                        "was not kept.")
     outputs = None
     if accuracy is not None:  # and every output against the FP32 Keras model: top-1, probabilities, "none of these"
-        outputs = outputs_check(held, held.outputs_with(lambda x: model.predict(x, verbose=0)), int8_outputs,
-                                folder.ood_threshold)
+        outputs = outputs_check(reference.held, reference.keras_held, checked_outputs, folder.ood_threshold)
         if not outputs["passed"]:
             shutil.rmtree(target)
             raise UserError(f"The {name} export answers unlike the FP32 model on {outputs['images']} held-out photos "
                             f"({'; '.join(outputs['failed'])}), so it was not kept.")
-    pixels = _run_images(folder, image_size, PARITY_SPLITS, PARITY_IMAGES)
+    pixels = reference.parity
     multilabel = folder.task == "multilabel"
-    expected, expected_ood = split_outputs(model.predict(pixels, verbose=0))
-    got, got_ood = split_outputs(load_runtime(fmt, artefact)(pixels))
+    expected, expected_ood = split_outputs(reference.keras_parity)
+    got, got_ood = split_outputs(load_runtime(fmt, artefact, quantize)(pixels))
     expected, got = class_probabilities(expected, multilabel), class_probabilities(got, multilabel)
     diff = float(np.abs(got - expected).max())
     ood_diff = None if expected_ood is None else (float(np.abs(got_ood - expected_ood).max()) if got_ood is not None
@@ -197,7 +193,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     if ood_diff is not None and quantize is None:  # an FP32 export answers the OOD score exactly too
         diff = max(diff, ood_diff)
     same = got.argmax(axis=1) == expected.argmax(axis=1)
-    tolerance = None if accuracy_checked else TOLERANCES[quantize]
+    tolerance = None if checked else TOLERANCES[quantize]
     clear = decisive(expected, tolerance if tolerance is not None else TOLERANCES[quantize])
     agree, clear_agree = float(same.mean()), float(same[clear].mean()) if clear.any() else 1.0
     report = {"format": fmt, "quantize": quantize, "path": str(artefact), "image_size": image_size,
@@ -213,7 +209,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
               **({"quantized_from": str(reuse)} if reuse else {}),
               **({"converted_from": str(via_onnx)} if via_onnx else {})}
     if fmt == "saved_model":  # the signature TF Serving uses: encoded files in, decoded and resized inside
-        report["bytes_max_abs_diff"] = _bytes_signature_diff(folder, artefact, model, image_size, multilabel)
+        report["bytes_max_abs_diff"] = _bytes_signature_diff(reference, artefact, multilabel)
         diff = max(diff, report["bytes_max_abs_diff"])
     if tolerance is not None and (diff > tolerance or clear_agree < 1.0):
         shutil.rmtree(target)
@@ -225,7 +221,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     if accuracy is not None:
         console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): {accuracy['metric']} on "
                      f"{accuracy['images']} held-out photos {accuracy['fp32']:.2%} (FP32) -> "
-                     f"{accuracy['quantized']:.2%} (int8), a drop of {accuracy['drop']:.2%} (at most "
+                     f"{accuracy['quantized']:.2%} ({quantize}), a drop of {accuracy['drop']:.2%} (at most "
                      f"{max_accuracy_drop:.2%}; McNemar p = {accuracy['mcnemar']['p_value']:.3g}; {accuracy['method']}); "
                      f"against Keras, top-1 agreement {outputs['top1_agreement']:.1%}, largest probability "
                      f"difference {outputs['max_abs_diff']:.3f}"
@@ -236,6 +232,46 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
                      f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
                      f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
     return report
+
+
+def _convert(reference: Reference, fmt: str, path: Path, via_onnx: Path | None, options: dict) -> None:
+    """The FP32 file of `fmt` at `path`, its outputs named (OUTPUT_NAMES) where the format has names."""
+    if via_onnx is not None:  # OpenVINO reads the run's checked ONNX file, names and all: quick, and little memory
+        import openvino as ov
+
+        ov.save_model(ov.convert_model(str(via_onnx)), str(path), compress_to_fp16=False)
+        return
+    serving = serving_model(reference.model, reference.folder.image_size)
+    if fmt == "openvino":  # straight from the serving model: a few seconds, where ONNX takes tf2onnx's minute
+        import openvino as ov
+
+        size = reference.folder.image_size
+        with warnings.catch_warnings():  # tracing calls the one-input model with a tuple, which Keras remarks on
+            warnings.filterwarnings("ignore", message="The structure of `inputs`", category=UserWarning)
+            converted = ov.convert_model(serving, example_input=np.zeros((1, size, size, 3), np.float32))
+        converted.reshape([-1, size, size, 3])
+        for tensor, name in zip(converted.outputs, OUTPUT_NAMES):
+            tensor.get_tensor().set_names({name})
+        converted.inputs[0].get_tensor().set_names({"pixels"})
+        ov.save_model(converted, str(path), compress_to_fp16=False)
+        return
+    _keras_export(serving, fmt, path, reference.folder.image_size, options)
+    if fmt == "onnx":
+        _name_onnx_outputs(path)
+
+
+def _name_onnx_outputs(path: Path) -> None:
+    """Rename the ONNX file's outputs (tf2onnx's Identity:0, Identity_1:0) to OUTPUT_NAMES, in model.keras' order."""
+    import onnx
+
+    model = onnx.load(str(path))
+    renamed = {output.name: name for output, name in zip(model.graph.output, OUTPUT_NAMES)}
+    for node in model.graph.node:
+        node.output[:] = [renamed.get(o, o) for o in node.output]
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+    for output in model.graph.output:
+        output.name = renamed[output.name]
+    onnx.save(model, str(path))
 
 
 def _keras_export(serving: keras.Model, fmt: str, path: Path, image_size: int, options: dict) -> None:
@@ -258,36 +294,20 @@ def _checked_fp32(folder: RunFolder, fmt: str, digest: str) -> Path | None:
     return base / FILES[fmt] if fresh and (base / FILES[fmt]).is_file() else None
 
 
-def _run_files(folder: RunFolder, splits: tuple[str, ...], count: int) -> list[tuple[str, np.ndarray]]:
-    """Up to `count` (path, decoded pixels) of the run's images, from `splits` in that order."""
-    records = read_manifest(folder.file("manifest.csv")) if folder.file("manifest.csv").is_file() else []
-    records = sorted((r for r in records if r.split in splits), key=lambda r: splits.index(r.split))
-    found = []
-    for r in records:
-        try:
-            found.append((r.path, load_image(r.path)))
-        except ImageError:
-            continue
-        if len(found) == count:
-            break
-    return found
-
-
-def _bytes_signature_diff(folder: RunFolder, artefact: Path, model: keras.Model, image_size: int,
-                          multilabel: bool) -> float:
+def _bytes_signature_diff(reference: Reference, artefact: Path, multilabel: bool) -> float:
     """Largest probability difference between the SavedModel's bytes signature on the run's image files
     and model.keras on the same files decoded and resized as `predict` does them (0 without such files)."""
     import tensorflow as tf
 
-    files = [(path, pixels) for path, pixels in _run_files(folder, PARITY_SPLITS, PARITY_IMAGES)
+    files = [(path, pixels) for path, pixels in run_files(reference.folder, PARITY_SPLITS, PARITY_IMAGES)
              if Path(path).suffix.lower() in (".jpg", ".jpeg", ".png")]
     if not files:
         return 0.0  # nothing to decode here: the pixels signature's parity stands alone
     signature = tf.saved_model.load(str(artefact)).signatures["serving_default"]
     data = tf.constant([Path(path).read_bytes() for path, _ in files])
     got = signature(**{BYTES_INPUT: data})["probabilities"].numpy()
-    pixels = np.stack([resize_image(p, image_size) for _, p in files])
-    expected, _ = split_outputs(model.predict(pixels, verbose=0))
+    pixels = np.stack([resize_image(p, reference.folder.image_size) for _, p in files])
+    expected, _ = split_outputs(reference.model.predict(pixels, verbose=0))
     return float(np.abs(class_probabilities(got, multilabel) - class_probabilities(expected, multilabel)).max())
 
 
@@ -309,13 +329,3 @@ def _triton(run: str, out: str | None, quantize: str | None) -> dict:
     console.info(f"Wrote a Triton model repository to {target} (model '{name}', ONNX Runtime backend): "
                  f"tritonserver --model-repository {target}")
     return report
-
-
-def _run_images(folder: RunFolder, image_size: int, splits: tuple[str, ...], count: int) -> np.ndarray:
-    """Up to `count` real images of the run, from `splits` in that order, resized as predict does."""
-    images = [resize_image(pixels, image_size) for _, pixels in _run_files(folder, splits, count)]
-    if not images:
-        console.warn("the run's images are not on this machine; checking parity on generated images")
-        rng = np.random.default_rng(0)
-        images = list(rng.uniform(0, 255, (count, image_size, image_size, 3)).astype("float32"))
-    return np.stack(images).astype("float32")

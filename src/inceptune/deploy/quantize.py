@@ -2,6 +2,9 @@
 
     fp16  weights stored in half precision, computed in FP32 on CPUs
           litert: TFLite float16 weights; openvino: compress_to_fp16; onnx: float16 graph, FP32 inputs/outputs
+    bf16  openvino only: the FP32 file itself, computed by OpenVINO in bfloat16 (INFERENCE_PRECISION_HINT), on
+          CPUs that compute it (AMX or AVX-512 BF16: about 3x FP32 on one with AMX); refused where OpenVINO
+          would compute in FP32 anyway
     int8  post-training static quantization, calibrated on up to 300 of the run's training images
           litert: full-integer kernels with float I/O; openvino: NNCF; onnx: ONNX Runtime QDQ, per channel
 
@@ -12,8 +15,8 @@ tolerance: closer calls may flip within the tolerance itself. For FP32
 (1e-4) that is, in practice, every image. Failing either check is an error,
 and nothing is kept.
 
-An int8 ONNX or OpenVINO export is checked on accuracy and on every output
-instead (`quantize_int8`, deploy/accuracy.py), on the run's val photos:
+A bf16 export and an int8 ONNX or OpenVINO one are checked on accuracy and
+on every output instead (`quantize_checked`, deploy/accuracy.py), on the run's val photos:
 against the FP32 export it may lose at most --max-accuracy-drop and must not
 be worse by an exact McNemar test; against the FP32 Keras model it must keep
 top-1, "none of these" and its probabilities within the stated bounds. When
@@ -29,6 +32,8 @@ on all three formats; int8 9.7e-2 (OpenVINO), 9.8e-2 (ONNX), 1.0e-1 (LiteRT).
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,12 +41,14 @@ import numpy as np
 
 from inceptune import console
 from inceptune.deploy.accuracy import HeldOut, accuracy_check
+from inceptune.deploy.reference import Reference
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import load_runtime
+from inceptune.inference.runtimes import BF16
 from inceptune.models.classifier import class_probabilities
 
-# Largest allowed |p - p_keras| on the parity images.
-TOLERANCES = {None: 1e-4, "fp16": 1e-2, "int8": 0.15}
+# Largest allowed |p - p_keras| on the parity images (bf16 and ONNX/OpenVINO int8 are checked on the held-out
+# photos instead: their entries only say which parity images count as clear calls).
+TOLERANCES = {None: 1e-4, "fp16": 1e-2, BF16: 0.15, "int8": 0.15}
 COLLAPSED = 0.95  # an int8 model that gives one class to this share of the photos, where FP32 does not, is broken
 
 
@@ -49,14 +56,17 @@ def decisive(expected: np.ndarray, tolerance: float) -> np.ndarray:
     """Rows whose top-1 leads the runner-up by more than 2 x tolerance: their top-1 must not change."""
     top2 = -np.sort(-expected, axis=1)[:, :2]
     return (top2[:, 0] - top2[:, 1]) > 2 * tolerance
-SUPPORTED = {"litert": ("fp16", "int8"), "onnx": ("fp16", "int8"), "openvino": ("fp16", "int8")}
+SUPPORTED = {"litert": ("fp16", "int8"), "onnx": ("fp16", "int8"), "openvino": ("fp16", BF16, "int8")}
+CHECKED = (BF16, "int8")  # checked on the held-out photos' accuracy and every output (LiteRT int8: tolerance)
 
 
 def check_quantize(fmt: str, quantize: str | None) -> None:
     if quantize is None:
         return
-    if quantize not in ("fp16", "int8"):
-        raise UserError(f"--quantize must be fp16 or int8, got {quantize}.")
+    if quantize not in ("fp16", BF16, "int8"):
+        raise UserError(f"--quantize must be fp16, bf16 or int8, got {quantize}.")
+    if quantize == BF16 and fmt != "openvino":
+        raise UserError("bf16 is an OpenVINO inference precision; use --format openvino --quantize bf16.")
     if quantize not in SUPPORTED.get(fmt, ()):
         raise UserError(f"{fmt} exports are FP32 only; quantize with --format litert, onnx or openvino.")
 
@@ -87,26 +97,42 @@ def quantize_file(fmt: str, quantize: str, fp32: Path, target: Path, calibration
         raise UserError(f"{fmt} exports cannot be quantized after the fact.")
 
 
-def quantize_int8(fmt: str, fp32: Path, target: Path, images: np.ndarray, held: HeldOut, max_drop: float
-                  ) -> tuple[dict, list[np.ndarray]]:
-    """Write an int8 variant of the FP32 ONNX or OpenVINO file `fp32` to `target` that keeps the FP32 file's score
-    on `held` (deploy/accuracy.py); returns the accuracy check (passed or not) that export.json records, and the
-    written file's outputs on `held` (for the every-output check)."""
-    fp32_outputs = held.outputs_with(load_runtime(fmt, fp32))
-    quantize_file(fmt, "int8", fp32, target, lambda: images)
-    int8_outputs = held.outputs_with(load_runtime(fmt, target))
-    check = accuracy_check(held, fp32_outputs, int8_outputs, max_drop, "post-training", len(images))
-    if check["passed"] or _collapsed(held, fp32_outputs, int8_outputs):
-        return check, int8_outputs
+def quantize_checked(fmt: str, quantize: str, fp32: Path, target: Path, reference: Reference,
+                     calibration: Callable[[], np.ndarray], max_drop: float) -> tuple[dict, list[np.ndarray]]:
+    """Write the bf16 or int8 variant of the FP32 ONNX or OpenVINO file `fp32` to `target`, one that keeps the FP32
+    file's score on the held-out photos (deploy/accuracy.py); returns the accuracy check (passed or not) that
+    export.json records, and the written file's outputs there (for the every-output check)."""
+    held = reference.held
+    fp32_outputs = reference.export_held(fmt, fp32)
+    images = np.zeros((0,))
+    if quantize == BF16:  # the FP32 file itself, computed in bfloat16 by OpenVINO
+        _link_openvino(fp32, target)
+    else:
+        images = calibration()
+        quantize_file(fmt, quantize, fp32, target, lambda: images)
+    outputs = reference.export_held(fmt, target, quantize)
+    method = "bf16" if quantize == BF16 else "post-training"
+    check = accuracy_check(held, fp32_outputs, outputs, max_drop, method, len(images))
+    if quantize == BF16 or check["passed"] or _collapsed(held, fp32_outputs, outputs):
+        return check, outputs
     console.info(f"int8 {fmt} loses {check['drop']:.2%} {held.metric} on {check['images']} held-out photos "
                  f"(at most {max_drop:.2%} allowed); NNCF's accuracy control puts the costliest layers back to FP32")
     try:
         _accuracy_control(fmt, fp32, target, images, held, max_drop)
     except Exception as exc:  # noqa: BLE001 - NNCF's own errors are many; the plain int8 file stays refused
         console.warn(f"NNCF's accuracy control failed on the {fmt} model: {str(exc).splitlines()[0][:200]}")
-        return check, int8_outputs
-    int8_outputs = held.outputs_with(load_runtime(fmt, target))
-    return accuracy_check(held, fp32_outputs, int8_outputs, max_drop, "accuracy-control", len(images)), int8_outputs
+        return check, outputs
+    outputs = reference.export_held(fmt, target, quantize)
+    return accuracy_check(held, fp32_outputs, outputs, max_drop, "accuracy-control", len(images)), outputs
+
+
+def _link_openvino(fp32: Path, target: Path) -> None:
+    """The FP32 IR (model.xml and its model.bin) under `target`'s name: hard links where the disk allows."""
+    for source, dest in ((fp32, target), (fp32.with_suffix(".bin"), target.with_suffix(".bin"))):
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
 
 
 def _collapsed(held: HeldOut, fp32: list[np.ndarray], quantized: list[np.ndarray]) -> bool:

@@ -2,8 +2,8 @@
 
 Candidates are the run's exports in RUN/export/<name>/ made from this very
 model.keras (export.json's sha256) whose runtime is installed: FP32 ONNX and
-OpenVINO (parity with Keras within 1e-4), and int8 ones whose accuracy check
-on the held-out photos passed. fp16 (no accuracy check, and computed in FP32
+OpenVINO (parity with Keras within 1e-4), and bf16 (OpenVINO, where this CPU
+computes it) and int8 ones whose checks on the held-out photos passed. fp16 (no accuracy check, and computed in FP32
 on CPUs) and LiteRT (for phones) are not candidates; with none, Keras answers.
 
 Each candidate runs one warm-up batch and then ROUNDS timed batches of BATCH
@@ -26,7 +26,7 @@ import numpy as np
 from inceptune import console, hooks
 from inceptune.atomic import atomic_write_json
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import EXPORTED, FILES, RUNTIMES, load_runtime
+from inceptune.inference.runtimes import BF16, EXPORTED, FILES, RUNTIMES, load_runtime
 from inceptune.machine import machine
 from inceptune.models.weights import file_fingerprint
 
@@ -50,7 +50,7 @@ def candidates(run_path: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             continue
         fmt, quantize = report.get("format"), report.get("quantize")
-        checked = quantize is None or (quantize == "int8" and (report.get("accuracy") or {}).get("passed")
+        checked = quantize is None or (quantize in ("int8", BF16) and (report.get("accuracy") or {}).get("passed")
                                        and (report.get("outputs") or {}).get("passed"))  # every output checked
         if fmt in FORMATS and checked and report.get("model_sha256") == digest and (folder / FILES[fmt]).is_file():
             found[folder.name] = report
@@ -84,8 +84,8 @@ def fastest(run_path: Path) -> tuple[str, Callable[[np.ndarray], object]] | None
     if remembered in found:
         try:
             return remembered, _load(run_path, remembered, found[remembered])
-        except ImportError:
-            pass  # its runtime was uninstalled since: time again
+        except (ImportError, UserError):
+            pass  # its runtime was uninstalled since, or this CPU does not compute its precision: time again
     timings, best = time_exports(run_path, found)
     if best is None:
         return None
@@ -99,7 +99,7 @@ def time_exports(run_path: Path, found: dict[str, dict]) -> tuple[dict[str, floa
     for name, report in found.items():
         try:
             infer = _load(run_path, name, report)
-        except ImportError:
+        except (ImportError, UserError):  # not installed here, or a precision this CPU does not compute (bf16)
             continue
         timings[name] = seconds_per_image(infer, int(report["image_size"]))
         if best is None or timings[name] < timings[best[0]]:
@@ -125,7 +125,7 @@ def remember(run_path: Path, found: dict[str, dict], chosen: str, timings: dict[
 
 
 def _load(run_path: Path, name: str, report: dict):
-    return load_runtime(report["format"], run_path / "export" / name / FILES[report["format"]])
+    return load_runtime(report["format"], run_path / "export" / name / FILES[report["format"]], report.get("quantize"))
 
 
 def _read(run_path: Path) -> dict:
@@ -153,7 +153,7 @@ def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarra
     if runtime == "auto":
         return fastest(run_path)
     fmt, _, quantize = runtime.partition("-")
-    if fmt not in EXPORTED or quantize not in ("", "fp16", "int8"):
+    if fmt not in EXPORTED or quantize not in ("", "fp16", BF16, "int8"):
         raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)} (or a quantized export such as onnx-int8), "
                         f"got {runtime}.")
     artefact = Path(run_path) / "export" / runtime / FILES[fmt]
@@ -161,6 +161,6 @@ def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarra
         how = f"--format {fmt}" + (f" --quantize {quantize}" if quantize else "")
         raise UserError(f"{run_path} has no {runtime} export; run `inceptune export {run_path} {how}` first.")
     try:
-        return runtime, load_runtime(fmt, artefact)
+        return runtime, load_runtime(fmt, artefact, quantize or None)
     except ImportError:
         raise UserError(f"--runtime {runtime} needs its package: pip install 'inceptune[{fmt}]'.") from None
