@@ -219,9 +219,12 @@ def test_auto_times_the_checked_exports_and_each_answers_at_its_own_ood_threshol
 def test_an_int8_export_that_answers_unlike_fp32_is_refused_in_one_sentence(exported_run):
     """The five-class flowers run on the narrow network: its int8 model changes top-1 on many val photos (where
     a check on accuracy alone once let it through); refused, said why, nothing left behind."""
-    message = one_sentence_error(run_cli("export", str(exported_run), "--format", "onnx", "--quantize", "int8"))
-    assert "so it was not kept" in message and "held-out photos" in message
-    assert "top-1 agreement" in message or "McNemar" in message
+    # any accuracy drop allowed, so NNCF's accuracy control (tested in test_runtime_choice.py) is not tried:
+    # the every-output check against Keras refuses it alone
+    message = one_sentence_error(run_cli("export", str(exported_run), "--format", "onnx", "--quantize", "int8",
+                                         "--max-accuracy-drop", "0.99"))
+    assert "answers unlike the FP32 model" in message and "so it was not kept" in message
+    assert "held-out photos" in message and "top-1 agreement" in message
     assert not (exported_run / "export" / "onnx-int8").exists()
 
 
@@ -262,7 +265,7 @@ def test_train_ends_with_the_fastest_checked_export(tmp_path):
         return
     assert "openvino-bf16" in speeds  # the colours' clear calls survive bf16
     if not (run / "export" / "openvino-bf16").is_dir():  # not the fastest here: made again to look at
-        assert run_cli("export", str(run), "--format", "openvino", "--quantize", "bf16").returncode == 0
+        inceptune.export(str(run), "openvino", quantize="bf16")
     report = json.loads((run / "export" / "openvino-bf16" / "export.json").read_text())
     assert report["quantize"] == "bf16" and report["accuracy"]["split"] == report["outputs"]["split"] == "val"
     assert report["accuracy"]["passed"] and report["outputs"]["top1_agreement"] >= 0.99

@@ -71,7 +71,7 @@ class Reference:
         return self.model.predict(self.parity, verbose=0)
 
     def export_held(self, fmt: str, artefact: Path, quantize: str | None = None) -> list[np.ndarray]:
-        """An export's raw outputs on the held-out photos (the FP32 file's are shared by its bf16 and int8 checks)."""
+        """An export's raw outputs on the held-out photos."""
         key = (fmt, str(artefact), quantize, Path(artefact).stat().st_mtime_ns)
         if key not in self._export_outputs:
             self._export_outputs[key] = self.held.outputs_with(load_runtime(fmt, artefact, quantize))
