@@ -77,7 +77,9 @@ def describe() -> str:
         gpus = len(tf.config.list_physical_devices("GPU"))
     except Exception:
         gpus = 0
-    return f"{cpu['model']}, {cpu['cores']} cores, {platform.machine()}, {'%d GPU' % gpus if gpus else 'no GPU'}"
+    vector = " ".join(sorted(f for f in cpu["flags"] if f.startswith(("avx", "amx", "fma", "f16c"))))
+    return (f"{cpu['model']}, {cpu['cores']} cores, {platform.machine()}, {'%d GPU' % gpus if gpus else 'no GPU'}; "
+            f"flags: {vector or 'none of avx/amx/fma'}")
 
 
 # A small interpreter runs the command and reports RUSAGE_CHILDREN: measured from a big parent
