@@ -46,7 +46,7 @@ def test_tritonclient_binary_jpeg_bytes_answer_as_predict_does(server, images):
     client = _client(url)
     assert client.is_server_live() and client.is_model_ready("flowers", headers=dict(AUTH))
     metadata = client.get_model_metadata("flowers", headers=dict(AUTH))
-    assert {o["name"] for o in metadata["outputs"]} == {"probabilities", "label", "unknown", "ood_score"}
+    assert {o["name"] for o in metadata["outputs"]} == {"probabilities", "label", "unknown", "ood_score", "set"}
     assert metadata["inputs"][1] == {"name": "pixels", "datatype": "FP32", "shape": [-1, 150, 150, 3]}
     tensor = http.InferInput("images", [len(chosen)], "BYTES")
     tensor.set_data_from_numpy(np.array([p.read_bytes() for p in chosen], dtype=object), binary_data=True)
@@ -59,6 +59,8 @@ def test_tritonclient_binary_jpeg_bytes_answer_as_predict_does(server, images):
         for entry in want["top"]:
             assert abs(float(row[classes.index(entry["label"])]) - entry["probability"]) <= 1e-6
         assert bool(unknown) == want["unknown"] and abs(float(score) - want["ood_score"]) <= 1e-6
+    # the prediction set, as POST /predict gives it: its classes joined by "|"
+    assert [s.decode().split("|") for s in result.as_numpy("set")] == [want["set"] for want in expected]
 
     # The FP32 pixels input, resized as the server resizes: the same answers.
     pixels = np.stack([resize_image(load_image(str(p)), 150) for p in chosen]).astype(np.float32)
@@ -81,6 +83,7 @@ def test_tf_serving_b64_predict_and_classify_answer_as_predict_does(server, imag
     classes = httpx.get(f"{url}/labels", headers=AUTH).json()["classes"]
     for prediction, ranked, want in zip(predictions, results, expected):
         assert prediction["label"] == ranked[0][0] == want["top"][0]["label"]
+        assert prediction["set"].split("|") == want["set"]
         for entry in want["top"]:
             assert abs(prediction["probabilities"][classes.index(entry["label"])] - entry["probability"]) <= 1e-6
         assert [label for label, _ in ranked[:5]] == [t["label"] for t in want["top"]]

@@ -6,12 +6,13 @@ Open Inference Protocol (KServe v2, what Triton and KServe speak):
              `pixels` FP32 [-1, S, S, 3]: RGB values 0..255 at the model's size. A request sends one of them.
     outputs  `probabilities` FP32 [-1, C]; `label` BYTES [-1] (the top class; multi-label runs: the labels at
              or above their thresholds, joined by "|"); `unknown` BOOL [-1] and `ood_score` FP32 [-1] when the
-             run has an OOD score. JSON by default; binary where the request asks (`binary_data` on an
+             run has an OOD score; `set` BYTES [-1] when it has prediction sets (the classes that hold the true
+             one at the run's coverage, most probable first, joined by "|"). JSON by default; binary where the request asks (`binary_data` on an
              output, or `binary_data_output` on the request), with `Inference-Header-Content-Length`.
 
 TF Serving REST: `instances` (row format) or `inputs` (columnar), each image `{"b64": "..."}` or
 `{"images": {"b64": "..."}}`; `:predict` answers one dict of outputs per instance, `:classify` (request
-`examples`) answers [label, score] pairs per example, best first.
+`examples`) answers [label, score] pairs per example, best first. `:predict`'s dicts carry `set` too.
 
 Every malformed request raises ProtocolError with one sentence, answered 400 as `{"error": ...}`.
 """
@@ -29,6 +30,7 @@ import numpy as np
 HEADER_LENGTH = "inference-header-content-length"
 IMAGES, PIXELS = "images", "pixels"
 PROBABILITIES, LABEL, UNKNOWN, OOD_SCORE = "probabilities", "label", "unknown", "ood_score"
+SET = "set"  # the prediction set, its classes joined by "|" (a run with sets: evaluation/conformal.py)
 
 
 class ProtocolError(ValueError):
@@ -48,24 +50,28 @@ class InferRequest:
         return len(self.images) if self.images is not None else len(self.pixels)
 
 
-def model_metadata(name: str, version: str, image_size: int, classes: list[str], scored: bool) -> dict:
+def model_metadata(name: str, version: str, image_size: int, classes: list[str], scored: bool,
+                   sets: bool = False) -> dict:
     """GET /v2/models/{name}: the inputs and outputs, their datatypes and shapes."""
     outputs = [{"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(classes)]},
                {"name": LABEL, "datatype": "BYTES", "shape": [-1]}]
     if scored:
         outputs += [{"name": UNKNOWN, "datatype": "BOOL", "shape": [-1]},
                     {"name": OOD_SCORE, "datatype": "FP32", "shape": [-1]}]
+    if sets:
+        outputs.append({"name": SET, "datatype": "BYTES", "shape": [-1]})
     return {"name": name, "versions": [version], "platform": "inceptune",
             "inputs": [{"name": IMAGES, "datatype": "BYTES", "shape": [-1]},
                        {"name": PIXELS, "datatype": "FP32", "shape": [-1, image_size, image_size, 3]}],
             "outputs": outputs, "parameters": {"classes": classes}}
 
 
-def output_names(scored: bool) -> list[str]:
-    return [PROBABILITIES, LABEL] + ([UNKNOWN, OOD_SCORE] if scored else [])
+def output_names(scored: bool, sets: bool = False) -> list[str]:
+    return [PROBABILITIES, LABEL] + ([UNKNOWN, OOD_SCORE] if scored else []) + ([SET] if sets else [])
 
 
-def parse_infer(body: bytes, header_length: str | None, image_size: int, scored: bool) -> InferRequest:
+def parse_infer(body: bytes, header_length: str | None, image_size: int, scored: bool,
+                sets: bool = False) -> InferRequest:
     """An Open Inference Protocol request body (JSON, or JSON and then binary tensor data)."""
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
@@ -108,7 +114,7 @@ def parse_infer(body: bytes, header_length: str | None, image_size: int, scored:
     if parsed.count == 0:
         raise ProtocolError("The request holds no image.")
     everything_binary = bool((request.get("parameters") or {}).get("binary_data_output"))
-    known = output_names(scored)
+    known = output_names(scored, sets)
     asked = request.get("outputs")
     if asked is not None:
         if not isinstance(asked, list) or not all(isinstance(o, dict) for o in asked):

@@ -44,6 +44,11 @@ class Serving:
         """Whether the model answers an OOD score (its last output column)."""
         return self.model.ood_threshold is not None
 
+    @property
+    def has_sets(self) -> bool:
+        """Whether the model answers prediction sets (a single-label run trained with --coverage)."""
+        return self.model.sets is not None
+
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, max_pixels=self.max_pixels)
 
@@ -74,6 +79,8 @@ class Serving:
         if self.scored:
             outputs[protocols.UNKNOWN] = np.array([bool(d.get("unknown")) for d in described])
             outputs[protocols.OOD_SCORE] = np.asarray(rows[:, -1], np.float32)
+        if self.has_sets:
+            outputs[protocols.SET] = np.array(["|".join(d["set"]).encode() for d in described], dtype=object)
         return outputs
 
     def known(self, model_name: str, version: str = MODEL_VERSION) -> None:

@@ -37,7 +37,7 @@ def routes(serving: Serving) -> APIRouter:
         """Open Inference Protocol: the model's inputs and outputs (names, datatypes, shapes)."""
         serving.known(model_name, version)
         return protocols.model_metadata(serving.name, MODEL_VERSION, model.image_size, serving.classes,
-                                        serving.scored)
+                                        serving.scored, serving.has_sets)
 
     @router.get("/v2/models/{model_name}/ready")
     @router.get("/v2/models/{model_name}/versions/{version}/ready")
@@ -53,7 +53,7 @@ def routes(serving: Serving) -> APIRouter:
         body = await request.body()
         try:
             parsed = protocols.parse_infer(body, request.headers.get(protocols.HEADER_LENGTH), model.image_size,
-                                           serving.scored)
+                                           serving.scored, serving.has_sets)
         except protocols.ProtocolError as exc:
             raise HTTPException(400, str(exc)) from None
         if parsed.count > serving.max_files:
