@@ -108,7 +108,7 @@ def test_ray_engine_writes_the_same_vectors_and_predictions_as_the_local_engine(
     local = inceptune.predict(str(flowers_run.run), images, top=2, batch_size=4)
     assert [r["path"] for r in on_ray] == images and "error" in on_ray[-1] and "error" in local[-1]
     for a, b in zip(on_ray[:-1], local[:-1]):
-        assert a["top"][0]["label"] == b["top"][0]["label"]
+        assert a["top"][0]["label"] == b["top"][0]["label"] and a["unknown"] == b["unknown"]
         assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) <= 1e-5
     assert summary["computed"] == 15  # its own empty cache: every vector came from the Ray actors
     ours, local = read_features_file(tmp_path / "ray.parquet"), read_features_file(flowers_features)

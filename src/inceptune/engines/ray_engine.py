@@ -46,7 +46,7 @@ class _Embedder:
         import keras
         import ray
 
-        self.image_size, self.kind, self.cache = image_size, kind, None
+        self.image_size, self.kind, self.cache, self.ood_threshold = image_size, kind, None, np.nan
         self.node = ray.get_runtime_context().get_node_id()
         if store is not None:  # the actor writes its vectors into the feature store itself
             self.cache = FeatureCache(store["root"], store["space"])
@@ -55,6 +55,8 @@ class _Embedder:
 
             model = load(run, runtime=runtime, unsafe=unsafe)
             self.infer = lambda x: model.infer_scored(x, tta)  # probabilities, then the OOD score
+            if model.ood_threshold is not None:  # the answering runtime's own: a bf16 or int8 export fits its own
+                self.ood_threshold = model.ood_threshold
             return
         from inceptune.features.extract import build_extractor
         from inceptune.models.backbone import build_backbone
@@ -92,7 +94,7 @@ class _Embedder:
             vectors = np.zeros((len(ok), 0), np.float32)
         return {"key": batch["key"], "path": batch["path"], "ok": np.array(ok), "error": np.array(errors),
                 "vector": vectors, "writer": np.array([self.cache.writer if self.cache else ""] * len(ok)),
-                "node": np.array([self.node] * len(ok))}
+                "node": np.array([self.node] * len(ok)), "ood_threshold": np.full(len(ok), self.ood_threshold)}
 
 
 def _map(items: list[dict], constructor: dict, batch_size: int, address: str | None, description: str):
@@ -157,14 +159,15 @@ def predict_with_ray(run: str, paths: list[str], top: int = 5, batch_size: int =
     constructor = {"image_size": image_size, "run": str(folder.path.resolve()), "unsafe": unsafe, "tta": tta,
                    "runtime": runtime}
     for batch in _map(items, constructor, batch_size, address, "Predicting (Ray)"):
-        for index, path, ok, error, probs in zip(batch["key"], batch["path"], batch["ok"], batch["error"],
-                                                 batch["vector"]):
+        for index, path, ok, error, probs, own in zip(batch["key"], batch["path"], batch["ok"], batch["error"],
+                                                      batch["vector"], batch["ood_threshold"]):
             if not ok:
                 results[int(index)] = {"path": str(path), "error": str(error)}
                 continue
             in_set = None if sets is None else sets_at(probs[:-1], sets["score"], at)[0]
+            threshold = ood if ood is None or np.isnan(own) else float(own)  # the actor's runtime's threshold
             results[int(index)] = {"path": str(path), **answer(classes, probs[:-1], top, thresholds,
-                                                               (float(probs[-1]), ood), in_set)}
+                                                               (float(probs[-1]), threshold), in_set)}
     return results
 
 
