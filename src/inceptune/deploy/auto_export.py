@@ -63,8 +63,10 @@ def export_fastest(run: str | Path, max_accuracy_drop: float = MAX_ACCURACY_DROP
     for name in set(found) - keep:
         shutil.rmtree(run / "export" / name, ignore_errors=True)
     remember(run, {name: found[name] for name in keep}, best[0], timings)
+    removed = sorted(set(found) - keep)
     console.info(f"Runtime auto on this machine: {best[0]} ({1 / timings[best[0]]:.1f} img/s); kept "
-                 f"{', '.join(sorted(keep))} in {run / 'export'}.")
+                 f"{', '.join(sorted(keep))} in {run / 'export'}"
+                 + (f"; removed {', '.join(removed)} (slower here)." if removed else "."))
     return {"chosen": best[0], "kept": sorted(keep), "seconds_per_image": timings}
 
 
@@ -84,7 +86,7 @@ def _made(reference: Reference, fmt: str, quantize: str | None, max_accuracy_dro
     name = fmt if quantize is None else f"{fmt}-{quantize}"
     try:
         export(str(reference.folder.path), fmt, quantize=quantize, max_accuracy_drop=max_accuracy_drop,
-               reference=reference)
+               reference=reference, candidate=True)
     except UserError as exc:
         console.warn(f"no {name} export: {exc}")
         return False

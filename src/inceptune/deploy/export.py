@@ -105,10 +105,12 @@ def _folded_dense(norm: keras.layers.Normalization, dense: keras.layers.Dense) -
 
 
 def export(run: str, fmt: str, out: str | None = None, quantize: str | None = None,
-           max_accuracy_drop: float = MAX_ACCURACY_DROP, reference: Reference | None = None) -> dict:
+           max_accuracy_drop: float = MAX_ACCURACY_DROP, reference: Reference | None = None,
+           candidate: bool = False) -> dict:
     """Export a run's model (optionally quantized: fp16, bf16 or int8) and check it on the run's images: an FP32 or
     fp16 export against Keras, a bf16 or int8 one on accuracy (at most `max_accuracy_drop` lost on the held-out
-    photos) and on every output. `reference` shares the loaded model and its answers between exports.
+    photos) and on every output. `reference` shares the loaded model and its answers between exports;
+    `candidate`: one of `train --export auto`'s, which says what it kept in the end.
 
     Examples:
         >>> inceptune.export("runs/flowers", "onnx")
@@ -220,17 +222,22 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
                         "Keras calls clearly), so it was not kept.")
     atomic_write_json(target / "labels.json", folder.read_json("labels.json"))
     atomic_write_json(target / "export.json", report)
+    # a candidate of `train --export auto` may be removed a moment later: auto_export says what it kept, and where
+    lead = (f"{name} passed its checks ({report['bytes'] / 2**20:.1f} MiB)" if candidate else
+            f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB)")
     if accuracy is not None:
-        console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): {accuracy['metric']} on "
+        drop = accuracy["drop"]
+        change = "no change" if abs(drop) < 1e-12 else (f"a drop of {drop:.2%}" if drop > 0 else f"a gain of {-drop:.2%}")
+        console.info(f"{lead}: {accuracy['metric']} on "
                      f"{accuracy['images']} held-out photos {accuracy['fp32']:.2%} (FP32) -> "
-                     f"{accuracy['quantized']:.2%} ({quantize}), a drop of {accuracy['drop']:.2%} (at most "
+                     f"{accuracy['quantized']:.2%} ({quantize}), {change} (at most a drop of "
                      f"{max_accuracy_drop:.2%}; McNemar p = {accuracy['mcnemar']['p_value']:.3g}; {accuracy['method']}); "
                      f"against Keras, top-1 agreement {outputs['top1_agreement']:.1%}, largest probability "
                      f"difference {outputs['max_abs_diff']:.3f}"
                      + ("" if outputs["unknown_agreement"] is None else
                         f", the same 'none of these' on {outputs['unknown_agreement']:.1%}") + ".")
     else:
-        console.info(f"Exported {name} to {artefact} ({report['bytes'] / 2**20:.1f} MiB): parity on {len(pixels)} "
+        console.info(f"{lead}: parity on {len(pixels)} "
                      f"images, max difference {diff:.1e} (tolerance {tolerance:g}), top-1 agreement {agree:.0%} "
                      f"({clear_agree:.0%} of the {int(clear.sum())} clear calls).")
     return report
