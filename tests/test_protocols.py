@@ -92,6 +92,19 @@ def test_json_base64_images_pixels_and_chosen_outputs():
                  "outputs": [{"name": "logits"}]}).encode(), None, "Unknown output 'logits'"),
     (b'{"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 9}}]}'
      b"\x05\x00\x00\x00ab", "999", "Inference-Header-Content-Length"),
+    # each of these was a 500 with a plain-text body (issue 33)
+    (b'{"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["AA=="]}]}', "\u00b2",
+     "Inference-Header-Content-Length"),  # a superscript two: isdigit, but not a number int() reads
+    (json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["AA=="],
+                             "parameters": "binary"}]}).encode(), None, "The input's 'parameters' must be a JSON"),
+    (json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["AA=="]}],
+                 "parameters": ["binary_data_output"]}).encode(), None, "The request's 'parameters' must be"),
+    (json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["AA=="]}],
+                 "outputs": [{"name": "label", "parameters": "yes"}]}).encode(), None,
+     "The 'label' output's 'parameters' must be"),
+    (json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [2 ** 62, 75, 75, 3],
+                             "data": [1.0] * 16875}]}).encode(), None, "numbers, got 16875"),  # wrapped in int64
+    (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None, "nested too deeply"),
 ])
 def test_malformed_requests_are_one_sentence(body, length, message):
     with pytest.raises(protocols.ProtocolError, match=re.escape(message)) as caught:

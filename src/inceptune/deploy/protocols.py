@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -74,7 +75,7 @@ def parse_infer(body: bytes, header_length: str | None, image_size: int, scored:
                 sets: bool = False) -> InferRequest:
     """An Open Inference Protocol request body (JSON, or JSON and then binary tensor data)."""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise ProtocolError(f"{HEADER_LENGTH.title()} must be the length of the JSON part of the body "
                                 f"({len(body)} bytes), got '{header_length}'.")
         text, binary = body[:int(header_length)], body[int(header_length):]
@@ -88,7 +89,7 @@ def parse_infer(body: bytes, header_length: str | None, image_size: int, scored:
     name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ProtocolError("The input's shape must be a list of non-negative integers.")
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(tensor, "The input's").get("binary_data_size")
     if size is not None and (not isinstance(size, int) or size != len(binary)):
         raise ProtocolError(f"The input's binary_data_size ({size}) does not match the {len(binary)} bytes after "
                             "the JSON header.")
@@ -113,7 +114,7 @@ def parse_infer(body: bytes, header_length: str | None, image_size: int, scored:
         raise ProtocolError(f"Unknown input '{name}'; this model takes '{IMAGES}' or '{PIXELS}'.")
     if parsed.count == 0:
         raise ProtocolError("The request holds no image.")
-    everything_binary = bool((request.get("parameters") or {}).get("binary_data_output"))
+    everything_binary = bool(_parameters(request, "The request's").get("binary_data_output"))
     known = output_names(scored, sets)
     asked = request.get("outputs")
     if asked is not None:
@@ -123,8 +124,8 @@ def parse_infer(body: bytes, header_length: str | None, image_size: int, scored:
         unknown = [n for n in parsed.outputs if n not in known]
         if unknown:
             raise ProtocolError(f"Unknown output '{unknown[0]}'; this model answers {', '.join(known)}.")
-        parsed.binary = {o["name"] for o in asked if (o.get("parameters") or {}).get("binary_data",
-                                                                                    everything_binary)}
+        parsed.binary = {o["name"] for o in asked if _parameters(o, f"The '{o['name']}' output's").get(
+            "binary_data", everything_binary)}
     elif everything_binary:
         parsed.binary = set(known)
     return parsed
@@ -192,6 +193,8 @@ def _json_object(text: bytes) -> dict:
         request = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError("The request is not valid JSON.") from None
+    except RecursionError:  # json.loads recurses once per nested array or object
+        raise ProtocolError("The request's JSON is nested too deeply.") from None
     if not isinstance(request, dict):
         raise ProtocolError("The request must be a JSON object.")
     return request
@@ -224,8 +227,18 @@ def _bytes_elements(data: bytes) -> list[bytes]:
     return elements
 
 
+def _parameters(item: dict, what: str) -> dict:
+    """An object's optional `parameters`: a JSON object, or a ProtocolError."""
+    found = item.get("parameters")
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise ProtocolError(f"{what} 'parameters' must be a JSON object.")
+    return found
+
+
 def _pixels(data, shape: list[int]) -> np.ndarray:
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python's integers: a huge shape cannot wrap around to a small size
     if isinstance(data, bytes):
         if len(data) != 4 * expected:
             raise ProtocolError(f"'{PIXELS}' of shape {shape} needs {4 * expected} bytes of FP32, got {len(data)}.")
