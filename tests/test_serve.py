@@ -148,3 +148,30 @@ def test_serve_refuses_a_missing_run_and_a_busy_port_in_one_sentence(server, tmp
     assert "Cannot listen on 127.0.0.1:" in one_sentence_error(run_cli("serve", str(tmp_path), "--port", busy))
     message = one_sentence_error(run_cli("serve", str(tmp_path / "missing"), "--port", str(free_port())))
     assert "missing" in message
+
+
+def test_serve_decodes_at_most_a_few_uploaded_images_at_once(flowers_run):
+    """Many large photos at once queue for a decoding slot (vocabulary/limits.py's DECODE_SLOTS) instead of each
+    holding its full-size pixels: the server's memory stays bounded whatever the clients send (issue 33)."""
+    import asyncio
+
+    import numpy as np
+
+    from inceptune import hooks
+    from inceptune.serving.state import Serving
+    from inceptune.vocabulary.limits import DECODE_SLOTS
+
+    model = inceptune.load(str(flowers_run.run), runtime="keras")
+    serving = Serving(model, "flowers", batcher=None, metrics=None, top=3, max_files=4, max_pixels=10 ** 8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (1200, 1600, 3), np.uint8)).save(buffer, "PNG")
+    photo = buffer.getvalue()
+
+    async def clients():  # eight requests at once, as eight clients would send them
+        return await asyncio.gather(*(serving.decoded([photo]) for _ in range(8)))
+
+    active = []
+    with hooks.listen("image_decoding", lambda event: active.append(event["active"])):
+        batches = asyncio.run(clients())
+    assert len(active) == 8 and max(active) == DECODE_SLOTS  # every slot used, never more
+    assert serving.decoding == 0 and all(b.shape == (1, model.image_size, model.image_size, 3) for b in batches)

@@ -13,7 +13,8 @@ loaded. Two things can listen:
 Events: feature_cached, epoch_end, run_file_written, model_loaded, trial_finished (a search trial),
 runtimes_timed (`--runtime auto` timed a run's exports on this machine), extractor_converted (the feature
 extractor converted to OpenVINO), extraction_runtime_chosen (OpenVINO checked against Keras, and timed),
-batch_started (serve's model thread is given a micro-batch).
+batch_started (serve's model thread is given a micro-batch), image_decoding (serve starts decoding an uploaded
+image; `active`: how many it is decoding now).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from inceptune.errors import UserError
 SIGNAL_ENV = "INCEPTUNE_SIGNAL_AT"
 
 EVENTS = ("feature_cached", "epoch_end", "run_file_written", "model_loaded", "trial_finished", "runtimes_timed",
-          "extractor_converted", "extraction_runtime_chosen", "batch_started")
+          "extractor_converted", "extraction_runtime_chosen", "batch_started", "image_decoding")
 
 _listeners: dict[str, list[Callable[[dict], None]]] = defaultdict(list)
 _counts: Counter = Counter()

@@ -4,19 +4,23 @@ model's size, a batch answered as the protocols' outputs, and the check of the m
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
+from inceptune import hooks
 from inceptune.data.images import decode_image
 from inceptune.deploy import protocols
 from inceptune.errors import ImageError
 from inceptune.inference.model import TrainedModel
 from inceptune.serving.batching import MicroBatcher
 from inceptune.serving.metrics import ServerMetrics
+from inceptune.vocabulary.limits import DECODE_SLOTS
 
 MODEL_VERSION = "1"  # the protocols' model version: a run folder holds one model
 
@@ -34,6 +38,8 @@ class Serving:
     max_pixels: int
     requests: int = 0
     started: float = field(default_factory=time.time)
+    decoding: int = 0  # images being decoded and resized now
+    _decode_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(DECODE_SLOTS))
 
     @property
     def classes(self) -> list[str]:
@@ -52,6 +58,17 @@ class Serving:
     def decode(self, data: bytes) -> np.ndarray:
         return decode_image(data, max_pixels=self.max_pixels)
 
+    async def prepared(self, data: bytes, prepare: Callable[[np.ndarray], object]):
+        """`prepare` of an encoded file once decoded, in a worker thread; at most DECODE_SLOTS at once across every
+        request, so many large photos at once queue here instead of each holding its full-size pixels."""
+        async with self._decode_slots:
+            self.decoding += 1
+            hooks.reached("image_decoding", active=self.decoding)
+            try:
+                return await run_in_threadpool(lambda: prepare(self.decode(data)))
+            finally:
+                self.decoding -= 1
+
     def at_model_size(self, image: np.ndarray) -> np.ndarray:
         """Resized at once: a request holds its images at the model's size, not as decoded (up to --max-pixels)."""
         return self.model.batch([image])[0]
@@ -63,7 +80,7 @@ class Serving:
         images = []
         for i, data in enumerate(blobs):
             try:
-                images.append(await run_in_threadpool(lambda: self.at_model_size(self.decode(data))))
+                images.append(await self.prepared(data, self.at_model_size))
             except ImageError as exc:
                 raise unusable(f"Image {i}", exc) from None
         return np.stack(images)

@@ -1,6 +1,8 @@
 """Numeric limits and thresholds that settings and the modules that apply them share."""
 
 DEFAULT_MAX_PIXELS = 100_000_000  # the largest image in pixels (about 10000 x 10000); larger files are skipped
+DECODE_SLOTS = 2  # images `serve` decodes and resizes at once, whatever the clients send: one at the largest size
+# above is about 1.2 GB of float32 while it is resized, so its memory is bounded by this many of them
 DUPLICATE_SIMILARITY = 0.95  # near-duplicates' least cosine similarity; the planted near-duplicates keep 0.96 or more
 MAX_ACCURACY_DROP = 0.005  # an int8 export loses at most this (absolute) on the held-out photos, or is not kept
 OOD_KEEP = 0.95  # of held-out in-distribution photos answered as known: each runtime's OOD threshold keeps this many

@@ -95,7 +95,7 @@ async def read_images(serving: Serving, request: Request, limit: int, prepare) -
             raise HTTPException(415, f"{name} is '{kind}', not an image.")
         data = await upload.read()
         try:
-            images.append((name, await run_in_threadpool(lambda: prepare(serving.decode(data)))))
+            images.append((name, await serving.prepared(data, prepare)))
         except ImageError as exc:
             raise unusable(name, exc) from None
     return images
