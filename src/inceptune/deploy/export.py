@@ -60,7 +60,7 @@ from inceptune.runs import RunFolder
 from inceptune.vocabulary.limits import MAX_ACCURACY_DROP
 
 FORMATS = ("saved_model", "onnx", "openvino", "litert", "triton")
-KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "openvino": "openvino", "litert": "litert"}
+KERAS_FORMAT = {"saved_model": "tf_saved_model", "onnx": "onnx", "litert": "litert"}  # OpenVINO: _convert
 OUTPUT_NAMES = (PROBABILITIES, OOD_SCORE)  # an export's outputs, in model.keras' order (the OOD score when it has one)
 CALIBRATION_IMAGES = 32  # fp16 and LiteRT int8
 # ONNX and OpenVINO int8: calibration photos from the train split (NNCF's default is 300; 100 in batches of
