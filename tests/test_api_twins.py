@@ -25,7 +25,7 @@ TWINS = {"train": "train", "cv": "cross_validate", "tune": "tune", "audit": "aud
          "serve": "serve", "features": "extract_features_file", "fit-features": "fit_features", "similar": "similar",
          "demo": "demo", "cache info": "cache_info", "cache prune": "prune_cache"}
 PACKAGE = Path(inceptune.__file__).parent
-PRINTING = {"as_json", "as_csv"}  # how the command prints what the API returns
+PRINTING = {"as_json", "as_csv", "help_all"}  # how the command prints what the API returns (or its settings)
 # The API's word where the command's differs: a unit (bytes, not MiB), and days spelled out.
 RENAMED = {("serve", "max_upload_mb"): "max_upload_bytes", ("cache prune", "older_than"): "older_than_days"}
 

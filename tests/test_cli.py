@@ -65,3 +65,23 @@ def test_version_and_short_help():
         shown = run_cli(*args)
         assert shown.returncode == 0 and "Usage" in shown.stdout, (args, shown.stderr)
     assert "--out" in run_cli("train", "-h").stdout
+
+
+def test_train_help_fits_a_terminal_and_help_all_lists_every_setting():
+    """`train --help` at 80 columns: the first choices (settings' BASIC), every name whole, at most 120 lines;
+    `--help-all` lists each of its settings with its default (issue 37)."""
+    from inceptune.settings import BASIC, TABLE, command_settings
+
+    shown = run_cli("train", "--help", env={"COLUMNS": "80"}, isolated=True)
+    lines = shown.stdout.splitlines()
+    assert shown.returncode == 0 and len(lines) <= 120 and max(map(len, lines)) <= 80
+    assert "…" not in shown.stdout  # rich cuts a name that does not fit with an ellipsis
+    settings = [n for n in command_settings("train") if n != "data"]
+    for name in settings:
+        flag = TABLE[name][1].cli_flag(name)
+        assert (f" {flag} " in shown.stdout) == (name in BASIC), flag
+    assert "[default: 0.2]" in shown.stdout  # as given, not "(0.2)"
+    every = run_cli("train", "--help-all", env={"COLUMNS": "80"})
+    assert every.returncode == 0
+    listed = [line.split()[0] for line in every.stdout.splitlines() if line.startswith("--")]
+    assert listed == [TABLE[n][1].cli_flag(n) for n in settings]

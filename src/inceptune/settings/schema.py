@@ -80,8 +80,8 @@ class DataSettings:
 @dataclass(frozen=True)
 class Recipe:
     search: str = setting("quick", "How the recipe is chosen on the cached features, by stratified k-fold CV on "
-                                   "train + val: quick (feature source, L2 and class weights, within a quarter of "
-                                   "the extraction time), full (an Optuna study of --trials, heads included) or "
+                                   "train + val: quick (feature source, L2 and class weights: every candidate of a "
+                                   "fixed order), full (an Optuna study of --trials, heads included) or "
                                    "none (these settings as given). Settings given explicitly stay fixed.",
                           choices=SEARCHES, **ONLY_PRETRAINED)
     feature_block: str = setting(DEFAULT_BLOCK, f"The inception block whose output the head sees ({SOURCE_BLOCKS[0]}.."
@@ -216,9 +216,9 @@ class RunOptions:
                                       "(MultiWorkerMirroredStrategy, cluster from TF_CONFIG).", choices=DISTRIBUTES)
     unsafe: bool = setting(False, "Load a --from model that carries Python code (Lambda layers): only for files "
                                   "you trust.", **ONLY_PRETRAINED)
-    export: str = setting("auto", "auto: end by writing the fastest checked export for this machine (FP32 ONNX and "
-                                  "OpenVINO where installed, int8 where its held-out accuracy drops at most half a "
-                                  "point; timed here, remembered for --runtime auto); none: model.keras only. "
+    export: str = setting("auto", "auto: end by writing the fastest checked export for this machine (FP32 "
+                                  "OpenVINO, or ONNX without it; bf16 and int8 where they answer like FP32 on the "
+                                  "held-out photos; timed here, remembered for --runtime auto); none: model.keras only. "
                                   "$INCEPTUNE_EXPORT replaces the default.", choices=EXPORTS, env="INCEPTUNE_EXPORT",
                           **ONLY_PRETRAINED)
     max_accuracy_drop: float = setting(MAX_ACCURACY_DROP, "With --export auto: the most accuracy (macro F1 for "
@@ -297,5 +297,9 @@ GROUPS = tuple(_GROUP_CLASSES)
 # name -> (group, Spec): the one table every check, flag and signature is made from.
 TABLE: dict[str, tuple[str, Spec]] = {f.name: (group, f.metadata["spec"])
                                       for group, cls in _GROUP_CLASSES.items() for f in dataclasses.fields(cls)}
+# The settings a command's --help shows (a newcomer's first choices); --help-all lists every one.
+BASIC = ("out", "weights", "image_size", "epochs", "fine_tune_epochs", "batch_size", "val_split", "test_split",
+         "search", "augment", "class_weight", "coverage", "export", "resume", "cache_dir", "folds", "trials",
+         "min_lr", "max_lr", "steps")
 DEFAULTS = {name: f.default for cls in _GROUP_CLASSES.values() for f in dataclasses.fields(cls)
             for name in [f.name] if f.default is not dataclasses.MISSING}
