@@ -130,7 +130,7 @@ def _print_predictions(results: list[dict], as_json: bool, as_csv: bool) -> None
                 continue
             ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top"])
             if r.get("unknown"):
-                print(f"{r['path']}: {UNKNOWN} (OOD score {r['ood_score']:.3f} above the run's threshold); "
+                print(f"{r['path']}: {UNKNOWN} (OOD score {r['ood_score']:.3f} above the threshold); "
                       f"closest: {ranked}")
             elif "labels" in r:
                 print(f"{r['path']}: labels {', '.join(r['labels']) or '(none at their thresholds)'}; {ranked}")
