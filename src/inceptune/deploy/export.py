@@ -51,6 +51,7 @@ from inceptune.deploy.reference import PARITY_IMAGES, PARITY_SPLITS, Reference, 
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
 from inceptune.deploy.triton import write_repository
 from inceptune.errors import UserError
+from inceptune.features.runtime import openvino_model
 from inceptune.inference.runtimes import FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
@@ -254,11 +255,7 @@ def _convert(reference: Reference, fmt: str, path: Path, via_onnx: Path | None, 
     if fmt == "openvino":  # straight from the serving model: a few seconds, where ONNX takes tf2onnx's minute
         import openvino as ov
 
-        size = reference.folder.image_size
-        with warnings.catch_warnings():  # tracing calls the one-input model with a tuple, which Keras remarks on
-            warnings.filterwarnings("ignore", message="The structure of `inputs`", category=UserWarning)
-            converted = ov.convert_model(serving, example_input=np.zeros((1, size, size, 3), np.float32))
-        converted.reshape([-1, size, size, 3])
+        converted = openvino_model(serving, reference.folder.image_size)
         for tensor, name in zip(converted.outputs, OUTPUT_NAMES):
             tensor.get_tensor().set_names({name})
         converted.inputs[0].get_tensor().set_names({"pixels"})
