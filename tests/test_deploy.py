@@ -263,9 +263,12 @@ def test_train_ends_with_the_fastest_checked_export(tmp_path):
         message = one_sentence_error(run_cli("export", str(run), "--format", "openvino", "--quantize", "bf16"))
         assert "does not compute in bf16 on this CPU" in message and not (run / "export" / "openvino-bf16").exists()
         return
-    assert "openvino-bf16" in speeds  # the colours' clear calls survive bf16
-    if not (run / "export" / "openvino-bf16").is_dir():  # not the fastest here: made again to look at
-        inceptune.export(str(run), "openvino", quantize="bf16")
+    proc = run_cli("export", str(run), "--format", "openvino", "--quantize", "bf16")  # made again to look at
+    if proc.returncode != 0:  # the colours' OOD scores can sit within bf16's rounding of one another: refused
+        message = one_sentence_error(proc)
+        assert "answers unlike the FP32 model" in message and "so it was not kept" in message
+        assert not (run / "export" / "openvino-bf16").exists()
+        return
     report = json.loads((run / "export" / "openvino-bf16" / "export.json").read_text())
     assert report["quantize"] == "bf16" and report["accuracy"]["split"] == report["outputs"]["split"] == "val"
     assert report["accuracy"]["passed"] and report["outputs"]["top1_agreement"] >= 0.99
