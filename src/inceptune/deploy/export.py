@@ -45,14 +45,14 @@ from inceptune.data.pipeline import resize_image
 from inceptune.deploy.accuracy import outputs_check
 from inceptune.deploy.litert_metadata import add_litert_metadata, litert_description
 from inceptune.deploy.protocols import OOD_SCORE, PROBABILITIES, model_name
-from inceptune.deploy.quantize import (CHECKED, TOLERANCES, check_quantize, decisive, litert_options, quantize_checked,
+from inceptune.deploy.quantize import (TOLERANCES, check_quantize, decisive, litert_options, quantize_checked,
                                        quantize_file)
 from inceptune.deploy.reference import PARITY_IMAGES, PARITY_SPLITS, Reference, run_files
 from inceptune.deploy.saved_model import BYTES_INPUT, write_saved_model
 from inceptune.deploy.triton import write_repository
 from inceptune.errors import UserError
 from inceptune.features.runtime import openvino_model
-from inceptune.inference.runtimes import FILES, load_runtime
+from inceptune.inference.runtimes import CHECKED, FILES, load_runtime
 from inceptune.models.classifier import class_probabilities
 from inceptune.models.ood import split_outputs
 from inceptune.models.parts import model_parts
@@ -130,7 +130,7 @@ def export(run: str, fmt: str, out: str | None = None, quantize: str | None = No
     reference = reference or Reference.open(run)
     folder = reference.folder
     image_size = folder.image_size
-    checked = quantize in CHECKED and fmt != "litert"  # on the held-out photos, every output
+    checked = quantize in CHECKED and fmt != "litert"  # on the held-out photos, every output (LiteRT: tolerance)
     if checked and reference.held is None:
         raise UserError(f"The photos of {run}'s val split are not on this machine (or it has none), so a {quantize} "
                         "export cannot be checked; export FP32 or fp16 instead.")

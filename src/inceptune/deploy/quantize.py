@@ -43,7 +43,7 @@ from inceptune import console
 from inceptune.deploy.accuracy import HeldOut, accuracy_check
 from inceptune.deploy.reference import Reference
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import BF16
+from inceptune.inference.runtimes import BF16, QUANTIZED
 from inceptune.models.classifier import class_probabilities
 
 # Largest allowed |p - p_keras| on the parity images (bf16 and ONNX/OpenVINO int8 are checked on the held-out
@@ -58,13 +58,12 @@ def decisive(expected: np.ndarray, tolerance: float) -> np.ndarray:
     top2 = -np.sort(-expected, axis=1)[:, :2]
     return (top2[:, 0] - top2[:, 1]) > 2 * tolerance
 SUPPORTED = {"litert": ("fp16", "int8"), "onnx": ("fp16", "int8"), "openvino": ("fp16", BF16, "int8")}
-CHECKED = (BF16, "int8")  # checked on the held-out photos' accuracy and every output (LiteRT int8: tolerance)
 
 
 def check_quantize(fmt: str, quantize: str | None) -> None:
     if quantize is None:
         return
-    if quantize not in ("fp16", BF16, "int8"):
+    if quantize not in QUANTIZED:
         raise UserError(f"--quantize must be fp16, bf16 or int8, got {quantize}.")
     if quantize == BF16 and fmt != "openvino":
         raise UserError("bf16 is an OpenVINO inference precision; use --format openvino --quantize bf16.")

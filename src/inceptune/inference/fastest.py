@@ -26,7 +26,7 @@ import numpy as np
 from inceptune import console, hooks
 from inceptune.atomic import atomic_write_json
 from inceptune.errors import UserError
-from inceptune.inference.runtimes import BF16, EXPORTED, FILES, RUNTIMES, load_runtime
+from inceptune.inference.runtimes import CHECKED, EXPORTED, FILES, QUANTIZED, RUNTIMES, load_runtime
 from inceptune.machine import machine
 from inceptune.models.weights import file_fingerprint
 
@@ -50,7 +50,7 @@ def candidates(run_path: Path) -> dict[str, dict]:
         except (OSError, ValueError):
             continue
         fmt, quantize = report.get("format"), report.get("quantize")
-        checked = quantize is None or (quantize in ("int8", BF16) and (report.get("accuracy") or {}).get("passed")
+        checked = quantize is None or (quantize in CHECKED and (report.get("accuracy") or {}).get("passed")
                                        and (report.get("outputs") or {}).get("passed"))  # every output checked
         if fmt in FORMATS and checked and report.get("model_sha256") == digest and (folder / FILES[fmt]).is_file():
             found[folder.name] = report
@@ -153,7 +153,7 @@ def find_runtime(run_path: Path, runtime: str) -> tuple[str, Callable[[np.ndarra
     if runtime == "auto":
         return fastest(run_path)
     fmt, _, quantize = runtime.partition("-")
-    if fmt not in EXPORTED or quantize not in ("", "fp16", BF16, "int8"):
+    if fmt not in EXPORTED or (quantize and quantize not in QUANTIZED):
         raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)} (or a quantized export such as onnx-int8), "
                         f"got {runtime}.")
     artefact = Path(run_path) / "export" / runtime / FILES[fmt]

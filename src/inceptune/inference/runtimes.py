@@ -19,6 +19,8 @@ DEFAULT_RUNTIME = "auto"  # the fastest checked export on this machine, by timin
 RUNTIMES = ("auto", "keras", "onnx", "openvino")  # also a quantized export by its folder name: onnx-int8, ...
 EXPORTED = ("onnx", "openvino", "litert")  # runnable exports; litert mainly for checking phone builds
 BF16 = "bf16"  # OpenVINO's bfloat16 inference precision: the FP32 file, computed in bf16 where the CPU does it
+QUANTIZED = ("fp16", BF16, "int8")  # an export's precisions besides FP32: RUN/export/<format>-<precision>/
+CHECKED = (BF16, "int8")  # checked on the held-out photos' accuracy and every output before auto may choose them
 FILES = {"saved_model": "1", "onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 
 
